@@ -66,6 +66,11 @@ export interface Handler<Args = JsonValue> {
   description?: string;
   /** JSON Schema of `with`; checked at validate time and again after substitution at run time. */
   args?: JsonSchema;
+  /**
+   * Top-level argument names whose strings are shell scripts: an expression substituted inside
+   * such a string is quoted as one shell word, so a parameter can never inject shell syntax.
+   */
+  shellQuoted?: readonly string[];
   /** One line saying what the handler would do with these arguments (shown by `weft plan`). */
   describe?: (args: Args, ctx: DescribeContext) => string;
   /** Its return value is the task's output: it must be JSON-serialisable. */
