@@ -49,6 +49,8 @@ export interface HookInfo {
   /** The failed task, for task hooks and run failures caused by one. */
   task: string | null;
   error: ErrorInfo | null;
+  /** Attempts the failed task made, when known (so a message can say "failed after 4 attempts"). */
+  attempts?: number;
   runState: string;
   /** Consecutive failures of this pipeline, counting this run (run_failure/run_recovery). */
   consecutiveFailures: number;

@@ -1,0 +1,32 @@
+import { isRunFinished } from '../../core/states.js';
+import { requestCancel } from '../../engine/index.js';
+import type { CliContext } from '../context.js';
+import { requireRun } from './runs.js';
+
+const WAIT_POLL_MS = 200;
+const WAIT_LIMIT_MS = 30_000;
+
+/**
+ * `weft cancel RUN_ID`: a run being executed elsewhere is asked to cancel (its process polls for
+ * the request) and this waits until it has; a run nobody executes is cancelled at once.
+ */
+export async function cancelCommand(ctx: CliContext, runId: string): Promise<number> {
+  const store = await ctx.recoveredStore();
+  const before = await requireRun(store, runId);
+  if (isRunFinished(before.state)) {
+    ctx.io.stdout(`run ${runId} already ${before.state}\n`);
+    return 0;
+  }
+  let run = await requestCancel(store, runId, { now: Date.now() });
+  const deadline = Date.now() + WAIT_LIMIT_MS;
+  while (!isRunFinished(run.state) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+    run = (await store.getRun(runId)) ?? run;
+  }
+  if (isRunFinished(run.state)) {
+    ctx.io.stdout(`run ${runId} ${run.state}\n`);
+    return 0;
+  }
+  ctx.io.stdout(`cancel requested for run ${runId}; its process has not stopped it yet (still ${run.state})\n`);
+  return 1;
+}

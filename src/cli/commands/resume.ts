@@ -1,0 +1,21 @@
+import { prepareResume } from '../../engine/index.js';
+import type { CliContext } from '../context.js';
+import { executeInForeground } from './run.js';
+import { requireRun } from './runs.js';
+
+export interface ResumeOptions {
+  task?: string;
+  format: 'text' | 'json';
+}
+
+/**
+ * `weft resume RUN_ID [--task TASK]`: finishes an interrupted run, or runs a failed one's failed
+ * tasks (or the one named) and everything downstream again; tasks that succeeded keep their outputs.
+ */
+export async function resumeCommand(ctx: CliContext, runId: string, options: ResumeOptions): Promise<number> {
+  const store = await ctx.recoveredStore();
+  await requireRun(store, runId);
+  const run = await prepareResume(store, runId, { now: Date.now(), ...(options.task ? { task: options.task } : {}) });
+  if (options.format !== 'json') ctx.io.stdout(`resuming run ${run.id} of ${run.pipeline}\n`);
+  return executeInForeground(ctx, store, run, { format: options.format });
+}

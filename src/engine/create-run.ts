@@ -1,0 +1,38 @@
+import type { Plan } from '../compile/plan.js';
+import { dictFromEntries, type JsonObject } from '../core/json.js';
+import { newRunId } from '../store/ids.js';
+import type { RunRecord, RunStore, RunTrigger } from '../store/run-store.js';
+import { toIso } from './time.js';
+
+export interface CreateRunInput {
+  plan: Plan;
+  /** Already checked against the plan's params and defaulted by the caller. */
+  params: JsonObject;
+  trigger: RunTrigger;
+  /** Epoch ms or ISO time this run fires for (scheduled runs). */
+  scheduledFor?: number | string | null;
+  /** Default: a new run id for `now`. */
+  id?: string;
+  now: number;
+}
+
+/** Records a new run in `queued`, with a pending task run for each task; executeRun runs it. */
+export function createRun(store: RunStore, input: CreateRunInput): Promise<RunRecord> {
+  const scheduledFor =
+    input.scheduledFor === undefined || input.scheduledFor === null
+      ? null
+      : typeof input.scheduledFor === 'number'
+        ? toIso(input.scheduledFor)
+        : input.scheduledFor;
+  return store.createRun({
+    id: input.id ?? newRunId(input.now),
+    pipeline: input.plan.name,
+    plan: input.plan,
+    params: dictFromEntries(Object.entries(input.params)),
+    trigger: input.trigger,
+    scheduledFor,
+    state: 'queued',
+    owner: null,
+    createdAt: toIso(input.now),
+  });
+}

@@ -1,0 +1,93 @@
+import { hostname } from 'node:os';
+import { assertRunTransition } from '../core/states.js';
+import type { RunRecord, RunStore } from '../store/run-store.js';
+import { fromIso } from './time.js';
+
+/** "host:pid" of this process: the owner the CLI records for runs it executes. */
+export function localOwner(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+function parseOwner(owner: string): { host: string; pid: number } | null {
+  const at = owner.lastIndexOf(':');
+  if (at <= 0) return null;
+  const pid = Number(owner.slice(at + 1));
+  return Number.isInteger(pid) && pid > 0 ? { host: owner.slice(0, at), pid } : null;
+}
+
+/** Whether `owner` names a process on this host. */
+export function isLocalOwner(owner: string): boolean {
+  return parseOwner(owner)?.host === hostname();
+}
+
+/**
+ * Whether a "host:pid" owner is alive, as far as this host can tell: a process on this host is
+ * asked with signal 0; an owner on another host cannot be asked, so it counts as alive (its
+ * heartbeat decides, see markInterruptedRuns). An owner that is not "host:pid" counts as dead.
+ */
+export function isLocalOwnerAlive(owner: string): boolean {
+  const parsed = parseOwner(owner);
+  if (!parsed) return false;
+  if (parsed.host !== hostname()) return true;
+  try {
+    process.kill(parsed.pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export interface MarkInterruptedOptions {
+  isOwnerAlive?: (owner: string) => boolean;
+  now: number;
+  /** A run whose owner is on another host is interrupted when its heartbeat is older. Default 60 s. */
+  staleHeartbeatMs?: number;
+}
+
+export const DEFAULT_STALE_HEARTBEAT_MS = 60_000;
+
+/**
+ * Runs left `running` or `retrying` by an owner that is gone become `interrupted` (then `weft
+ * resume` or `resume_interrupted` continues them). Fenced on the state and owner seen, so a run
+ * that its owner finished meanwhile is left alone. Returns the runs it marked.
+ */
+export async function markInterruptedRuns(
+  store: RunStore,
+  options: MarkInterruptedOptions,
+): Promise<RunRecord[]> {
+  const isOwnerAlive = options.isOwnerAlive ?? isLocalOwnerAlive;
+  const staleMs = options.staleHeartbeatMs ?? DEFAULT_STALE_HEARTBEAT_MS;
+  const marked: RunRecord[] = [];
+  const candidates: RunRecord[] = [];
+  const page = 500;
+  for (let offset = 0; ; offset += page) {
+    const runs = await store.listRuns({ states: ['running', 'retrying'], limit: page, offset });
+    candidates.push(...runs);
+    if (runs.length < page) break;
+  }
+  for (const run of candidates) {
+    if (!isDead(run, isOwnerAlive, staleMs, options.now)) continue;
+    assertRunTransition(run.id, run.state, 'interrupted');
+    const ok = await store.updateRun(
+      run.id,
+      { state: 'interrupted' },
+      { states: [run.state], owner: run.owner },
+    );
+    if (ok) marked.push({ ...run, state: 'interrupted' });
+  }
+  return marked;
+}
+
+function isDead(
+  run: RunRecord,
+  isOwnerAlive: (owner: string) => boolean,
+  staleMs: number,
+  now: number,
+): boolean {
+  if (run.owner === null) return true;
+  if (!isOwnerAlive(run.owner)) return true;
+  if (isLocalOwner(run.owner)) return false;
+  const beat = run.heartbeatAt ?? run.startedAt;
+  return beat === null || now - fromIso(beat) > staleMs;
+}

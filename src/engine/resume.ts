@@ -1,0 +1,183 @@
+import type { Plan } from '../compile/plan.js';
+import { assertRunTransition, assertTaskTransition, type TaskState } from '../core/states.js';
+import { UsageError, WeftError } from '../errors.js';
+import type { RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
+import { toIso } from './time.js';
+
+const LOST_PATCH_MESSAGE = 'the process running this attempt stopped before it ended';
+
+/**
+ * Tasks a dead execution left `running` or `retrying` go back to `pending`, and their open
+ * attempts become `lost`: every started attempt reaches exactly one terminal state, even when the
+ * process that started it did not live to write it. Returns the task runs as they now are.
+ */
+export async function resetInterruptedTasks(
+  store: RunStore,
+  runId: string,
+  taskRuns: readonly TaskRunRecord[],
+  now: number,
+): Promise<TaskRunRecord[]> {
+  const stale = taskRuns.filter((t) => t.state === 'running' || t.state === 'retrying');
+  if (stale.length === 0) return [...taskRuns];
+  const finishedAt = toIso(now);
+  await Promise.all(
+    stale.map(async (taskRun) => {
+      assertTaskTransition(taskRun.task, taskRun.state, 'pending');
+      const attempts = await store.getAttempts(runId, taskRun.task);
+      await Promise.all(
+        attempts
+          .filter((a) => a.state === 'running')
+          .map((a) =>
+            store.updateAttempt(
+              runId,
+              a.task,
+              a.attempt,
+              { state: 'lost', finishedAt, error: { code: 'TASK_LOST', message: LOST_PATCH_MESSAGE } },
+              { states: ['running'] },
+            ),
+          ),
+      );
+      const ok = await store.updateTaskRun(
+        runId,
+        taskRun.task,
+        { state: 'pending', nextAttemptAt: null },
+        { states: [taskRun.state], attempts: taskRun.attempts },
+      );
+      if (!ok) throw conflict(runId, taskRun.task);
+    }),
+  );
+  const reset = new Set(stale.map((t) => t.task));
+  return taskRuns.map((t) =>
+    reset.has(t.task) ? { ...t, state: 'pending' as const, nextAttemptAt: null } : t,
+  );
+}
+
+function conflict(runId: string, task: string): WeftError {
+  return new WeftError(
+    'RUN_STATE',
+    `task "${task}" of run ${runId} changed while it was being reset; try again`,
+    {
+      retryable: false,
+    },
+  );
+}
+
+/** The task and every task downstream of it (transitively), by the plan's dependents lists. */
+export function downstreamOf(plan: Plan, task: string): Set<string> {
+  const out = new Set<string>([task]);
+  const stack = [task];
+  while (stack.length > 0) {
+    for (const next of plan.tasks[stack.pop()!]?.dependents ?? []) {
+      if (!out.has(next)) {
+        out.add(next);
+        stack.push(next);
+      }
+    }
+  }
+  return out;
+}
+
+const RERUNNABLE: ReadonlySet<TaskState> = new Set(['failed', 'skipped', 'cancelled']);
+
+/** Sends finished-but-not-succeeded task runs back to `pending` (output, error and reason cleared). */
+export async function resetTasksToPending(
+  store: RunStore,
+  runId: string,
+  taskRuns: readonly TaskRunRecord[],
+  only?: ReadonlySet<string>,
+): Promise<void> {
+  await Promise.all(
+    taskRuns
+      .filter((t) => RERUNNABLE.has(t.state) && (!only || only.has(t.task)))
+      .map(async (t) => {
+        assertTaskTransition(t.task, t.state, 'pending');
+        const ok = await store.updateTaskRun(
+          runId,
+          t.task,
+          {
+            state: 'pending',
+            output: null,
+            error: null,
+            reason: null,
+            startedAt: null,
+            finishedAt: null,
+            nextAttemptAt: null,
+          },
+          { states: [t.state], attempts: t.attempts },
+        );
+        if (!ok) throw conflict(runId, t.task);
+      }),
+  );
+}
+
+export interface PrepareResumeOptions {
+  /** Re-run only this task and everything downstream of it. */
+  task?: string;
+  now: number;
+}
+
+/**
+ * Makes a run executable again, then `executeRun` continues it:
+ *  - an interrupted run: its running/retrying tasks go back to pending (open attempts `lost`);
+ *  - a failed or cancelled run: its failed, skipped and cancelled tasks (or, with `task`, those of
+ *    that task and everything downstream of it) go back to pending, and the run gets a new run
+ *    attempt (so its hooks can fire again).
+ * Tasks that succeeded keep their outputs and are not run again. The run ends `queued`.
+ */
+export async function prepareResume(
+  store: RunStore,
+  runId: string,
+  options: PrepareResumeOptions,
+): Promise<RunRecord> {
+  const run = await store.getRun(runId);
+  if (!run) throw new WeftError('RUN_NOT_FOUND', `no run with id ${runId}`, { retryable: false });
+  if (options.task !== undefined && !(options.task in run.plan.tasks)) {
+    throw new UsageError(`run ${runId} has no task named "${options.task}"`);
+  }
+  if (run.state !== 'interrupted' && run.state !== 'failed' && run.state !== 'cancelled') {
+    throw new WeftError(
+      'RUN_STATE',
+      `run ${runId} is ${run.state}; only failed, cancelled or interrupted runs can be resumed`,
+      {
+        retryable: false,
+      },
+    );
+  }
+  assertRunTransition(runId, run.state, 'queued');
+  let taskRuns = await store.getTaskRuns(runId);
+  taskRuns = await resetInterruptedTasks(store, runId, taskRuns, options.now);
+  const only = options.task === undefined ? undefined : downstreamOf(run.plan, options.task);
+  if (options.task !== undefined) {
+    const named = taskRuns.find((t) => t.task === options.task);
+    if (named?.state === 'succeeded') {
+      throw new WeftError(
+        'RUN_STATE',
+        `task "${options.task}" of run ${runId} succeeded; only tasks that did not can run again`,
+        {
+          retryable: false,
+        },
+      );
+    }
+  }
+  // An interrupted run continues where it stopped; only an explicit `task` re-runs finished tasks.
+  if (run.state !== 'interrupted' || only) await resetTasksToPending(store, runId, taskRuns, only);
+  const fresh = run.state !== 'interrupted';
+  const ok = await store.updateRun(
+    runId,
+    {
+      state: 'queued',
+      owner: null,
+      finishedAt: null,
+      nextAttemptAt: null,
+      error: null,
+      cancelRequested: false,
+      ...(fresh ? { attempt: run.attempt + 1 } : {}),
+    },
+    { states: [run.state] },
+  );
+  if (!ok)
+    throw new WeftError('RUN_STATE', `run ${runId} changed while it was being resumed; try again`, {
+      retryable: false,
+    });
+  return (await store.getRun(runId))!;
+}

@@ -1,0 +1,327 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import { setTimeout as delay } from 'node:timers/promises';
+import { execa } from 'execa';
+import { NonRetryableError } from '../../errors.js';
+import { quoteShellWord } from '../shell-quote.js';
+import type { Handler, HandlerContext, JsonSchema } from '../types.js';
+import { durationSchema } from './arg-schemas.js';
+import { requireDuration } from './sleep.js';
+
+export interface ShellArgs {
+  /** A script for `/bin/sh -c`, or an argv run without a shell. */
+  command: string | string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Bytes of stdout kept in the output. */
+  stdout_limit?: number;
+  /** Time between SIGTERM and SIGKILL when the task is aborted. */
+  kill_grace?: string | number;
+}
+
+export type ShellOutput = { exitCode: number; stdout: string };
+
+export interface ShellHandlerOptions {
+  /** Called with the child's pid (also its process group id) once it started. */
+  onSpawn?: (pid: number, ctx: HandlerContext) => void;
+}
+
+export const DEFAULT_STDOUT_LIMIT = 1024 * 1024;
+export const DEFAULT_KILL_GRACE_MS = 5000;
+/** Lines of stderr quoted in the error of a failed command. */
+export const STDERR_TAIL_LINES = 20;
+/** A "line" without a newline this long is logged in pieces rather than held in memory. */
+const MAX_LINE_CHARS = 64 * 1024;
+const MAX_TAIL_LINE_CHARS = 500;
+const GROUP_POLL_MS = 50;
+const KILL_WAIT_MS = 1000;
+
+/** One line for `weft plan`: exactly what would run. */
+export function describeShellCommand(args: ShellArgs): string {
+  const notes: string[] = [];
+  let line: string;
+  if (Array.isArray(args.command)) {
+    line = args.command.map(quoteShellWord).join(' ');
+    notes.push('no shell');
+  } else {
+    const lines = args.command.split('\n');
+    // A multi-line script is shown by its first line, so that the plan stays one line per task.
+    line =
+      lines.length > 1
+        ? `sh -c ${quoteShellWord(`${lines[0] ?? ''} …`)}`
+        : `sh -c ${quoteShellWord(args.command)}`;
+    if (lines.length > 1) notes.push(`${lines.length} lines`);
+  }
+  if (args.cwd !== undefined) notes.push(`cwd ${quoteShellWord(args.cwd)}`);
+  const envNames = Object.keys(args.env ?? {});
+  if (envNames.length > 0) notes.push(`env ${envNames.join(', ')}`);
+  return notes.length > 0 ? `${line} (${notes.join('; ')})` : line;
+}
+
+/** The shell handler; `options.onSpawn` lets tests and tools see the child's pid. */
+export function createShellHandler(options: ShellHandlerOptions = {}): Handler<ShellArgs> {
+  return {
+    name: 'shell',
+    description:
+      'Runs a command: a string with /bin/sh -c, or an argv array without a shell. Output: { exitCode, stdout }.',
+    args: SHELL_ARGS_SCHEMA,
+    shellQuoted: ['command'],
+    describe: (args) => describeShellCommand(args),
+    run: (args, ctx) => runShell(args, ctx, options),
+  };
+}
+
+const SHELL_ARGS_SCHEMA: JsonSchema = {
+  type: 'object',
+  description: 'The command to run and how.',
+  properties: {
+    command: {
+      description:
+        'A script run by /bin/sh -c (expressions substituted into it are quoted as one shell word), ' +
+        'or an argv array run directly, without a shell.',
+      examples: ['pg_dump "$DATABASE_URL" > dump.sql', ['python', 'etl.py', '--date', '${{ params.date }}']],
+      oneOf: [
+        { type: 'string', minLength: 1 },
+        { type: 'array', items: { type: 'string' }, minItems: 1 },
+      ],
+    },
+    cwd: {
+      type: 'string',
+      minLength: 1,
+      description: 'Working directory of the command (default: the directory weft runs in).',
+      examples: ['./scripts'],
+    },
+    env: {
+      type: 'object',
+      description: 'Extra environment variables for the command, added to those weft passes on.',
+      examples: [{ LOG_LEVEL: 'debug' }],
+      additionalProperties: { type: 'string' },
+    },
+    stdout_limit: {
+      type: 'integer',
+      minimum: 0,
+      description: 'Bytes of stdout kept in the task output (all lines are still logged). Default 1 MiB.',
+      examples: [65536],
+    },
+    kill_grace: durationSchema(
+      'On timeout or cancel the command gets SIGTERM; after this long, SIGKILL. Default "5s".',
+      ['5s', 10],
+    ),
+  },
+  required: ['command'],
+  additionalProperties: false,
+};
+
+export const shellHandler: Handler<ShellArgs> = createShellHandler();
+
+async function runShell(
+  args: ShellArgs,
+  ctx: HandlerContext,
+  options: ShellHandlerOptions,
+): Promise<ShellOutput> {
+  ctx.signal.throwIfAborted();
+  const graceMs =
+    args.kill_grace === undefined ? DEFAULT_KILL_GRACE_MS : requireDuration(args.kill_grace, 'kill_grace');
+  const stdoutLimit = args.stdout_limit ?? DEFAULT_STDOUT_LIMIT;
+  const [file, argv] =
+    typeof args.command === 'string'
+      ? ['/bin/sh', ['-c', args.command]]
+      : [args.command[0], args.command.slice(1)];
+  if (file === undefined || file === '') throw new NonRetryableError('command: the argv array is empty');
+
+  const child = execa(file, argv, {
+    cwd: args.cwd,
+    env: childEnv(ctx.env, args.env),
+    extendEnv: false,
+    // Its own process group, so that a timeout can stop the command and everything it started.
+    detached: true,
+    // execa's cleanup kills only the direct child; the group is handled below.
+    cleanup: false,
+    stdin: 'ignore',
+    buffer: false,
+    reject: false,
+  });
+
+  const captured = createCapture(stdoutLimit);
+  const stdoutLines = createLineSplitter((line) => ctx.log.stdout(line));
+  const stderrTail: string[] = [];
+  const stderrLines = createLineSplitter((line) => {
+    ctx.log.stderr(line);
+    stderrTail.push(line.length > MAX_TAIL_LINE_CHARS ? `${line.slice(0, MAX_TAIL_LINE_CHARS)}…` : line);
+    if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+  });
+  child.stdout?.on('data', (chunk: Buffer) => {
+    captured.write(chunk);
+    stdoutLines.write(chunk);
+  });
+  child.stderr?.on('data', (chunk: Buffer) => stderrLines.write(chunk));
+
+  const pid = child.pid;
+  let termination: Promise<void> | undefined;
+  const onAbort = (): void => {
+    if (pid === undefined) return;
+    // Caught here: it is awaited only once the child is done, too late to count as handled.
+    termination = terminateGroup(pid, graceMs).catch((error: unknown) => {
+      ctx.log.warn(`could not stop process group ${pid}: ${(error as Error).message}`);
+    });
+  };
+  if (pid !== undefined) {
+    options.onSpawn?.(pid, ctx);
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  let result;
+  try {
+    result = await child;
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort);
+  }
+  stdoutLines.end();
+  stderrLines.end();
+
+  if (termination !== undefined) {
+    // IMPORTANT: an aborted command leaves nothing behind: wait until the group is gone or killed.
+    await termination;
+    ctx.signal.throwIfAborted();
+  }
+  const tail = stderrTail.length > 0 ? `\n${stderrTail.join('\n')}` : '';
+  if (result.exitCode === 0) return { exitCode: 0, stdout: captured.text() };
+  if (result.exitCode !== undefined) throw new Error(`command exited with code ${result.exitCode}${tail}`);
+  if (result.signal !== undefined) throw new Error(`command was killed by signal ${result.signal}${tail}`);
+  // It never started: a missing program, a bad cwd. Running it again cannot help.
+  const reason = result.originalMessage ?? result.shortMessage;
+  const message = `cannot start ${quoteShellWord(file)}: ${reason}`;
+  throw result.code === 'ENOENT' || result.code === 'EACCES'
+    ? new NonRetryableError(message)
+    : new Error(message);
+}
+
+/** weft's environment for the task, then the task's own `env`; undefined entries dropped. */
+function childEnv(
+  base: Readonly<Record<string, string | undefined>>,
+  extra: Record<string, string> | undefined,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  // process.env first: if the engine passes only the pipeline's variables, PATH and HOME still reach the child.
+  for (const source of [process.env, base, extra ?? {}]) {
+    for (const [key, value] of Object.entries(source)) if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+/** SIGTERM to the group; SIGKILL after `graceMs` if any member is still alive. */
+async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
+  if (!signalGroup(pgid, 'SIGTERM')) return;
+  const deadline = Date.now() + graceMs;
+  while (await isGroupAlive(pgid)) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      signalGroup(pgid, 'SIGKILL');
+      // SIGKILL is delivered asynchronously: wait (briefly) until it took, so that when the task
+      // rejects nothing of it still runs.
+      const killDeadline = Date.now() + KILL_WAIT_MS;
+      while ((await isGroupAlive(pgid)) && Date.now() < killDeadline) await delay(5);
+      return;
+    }
+    await delay(Math.min(GROUP_POLL_MS, left));
+  }
+}
+
+/** Returns false when the group no longer exists. */
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+/**
+ * Whether a live process remains in the group. kill(-pgid, 0) alone is not enough: it also
+ * succeeds for zombies, which linger wherever PID 1 does not reap orphans (containers). On Linux
+ * /proc tells zombies apart; elsewhere a signalable group counts as alive.
+ */
+async function isGroupAlive(pgid: number): Promise<boolean> {
+  if (!signalGroup(pgid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // it exited while we looked
+    }
+    // Fields after the command name "(…)", which may itself hold spaces: state ppid pgrp …
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+  }
+  return false;
+}
+
+interface LineSplitter {
+  write(chunk: Buffer): void;
+  end(): void;
+}
+
+/** Splits a byte stream into lines as it arrives (UTF-8 safe across chunks, CRLF tolerated). */
+function createLineSplitter(emit: (line: string) => void): LineSplitter {
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  const flush = (text: string): void => emit(text.endsWith('\r') ? text.slice(0, -1) : text);
+  return {
+    write(chunk) {
+      pending += decoder.write(chunk);
+      let start = 0;
+      let newline: number;
+      while ((newline = pending.indexOf('\n', start)) !== -1) {
+        flush(pending.slice(start, newline));
+        start = newline + 1;
+      }
+      pending = pending.slice(start);
+      if (pending.length >= MAX_LINE_CHARS) {
+        emit(pending);
+        pending = '';
+      }
+    },
+    end() {
+      pending += decoder.end();
+      if (pending !== '') flush(pending);
+      pending = '';
+    },
+  };
+}
+
+/** Keeps the first `limit` bytes of stdout and counts the rest. */
+function createCapture(limit: number): { write(chunk: Buffer): void; text(): string } {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let dropped = 0;
+  return {
+    write(chunk) {
+      const room = limit - kept;
+      if (room >= chunk.length) {
+        chunks.push(chunk);
+        kept += chunk.length;
+      } else {
+        if (room > 0) chunks.push(chunk.subarray(0, room));
+        kept += Math.max(room, 0);
+        dropped += chunk.length - Math.max(room, 0);
+      }
+    },
+    text() {
+      let text = Buffer.concat(chunks).toString('utf8');
+      if (dropped === 0) return text.endsWith('\n') ? text.slice(0, text.endsWith('\r\n') ? -2 : -1) : text;
+      // The cut may fall inside a multi-byte character: drop its remains rather than show U+FFFD.
+      text = text.replace(/\uFFFD+$/, '');
+      return `${text}\n[weft: stdout truncated to ${limit} bytes, ${dropped} more bytes not kept]`;
+    },
+  };
+}

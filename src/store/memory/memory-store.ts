@@ -1,0 +1,397 @@
+import { WeftError } from '../../errors.js';
+import type { Plan } from '../../compile/plan.js';
+import type {
+  AttemptCondition,
+  AttemptPatch,
+  AttemptRecord,
+  HookPatch,
+  HookRecord,
+  HookState,
+  LogQuery,
+  LogRecord,
+  NewRun,
+  RunCondition,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunStore,
+  TaskRunCondition,
+  TaskRunPatch,
+  TaskRunRecord,
+} from '../run-store.js';
+import { cloneJson, hashPlanText, parsePlan, toDict } from './json-codec.js';
+
+/**
+ * The RunStore in memory: for tests and benchmarks, and `--store :memory:`. Same behaviour as the
+ * SQL adapters (the conformance suite holds them to it), nothing survives the process.
+ *
+ * Records are copied in and out, so mutating an argument or a returned record never changes the
+ * store. Plans are the exception that proves the rule: a run's plan is stored once, deep-frozen,
+ * and the same frozen object is returned every time (a 10,000-task plan is too big to copy per read).
+ */
+
+const DEFAULT_LIMIT = 50;
+
+interface RunEntry {
+  record: RunRecord;
+  /** Task name -> its task run, in plan order. */
+  tasks: Map<string, TaskRunRecord>;
+  ordinals: Map<string, number>;
+  attempts: Map<string, AttemptRecord>;
+  logs: LogRecord[];
+  hooks: Map<string, HookRecord>;
+}
+
+function attemptKey(task: string, attempt: number): string {
+  return `${attempt}\u0000${task}`;
+}
+
+function copyRun(record: RunRecord): RunRecord {
+  // The plan is frozen and shared on purpose (see above).
+  return { ...record, params: toDict(cloneJson(record.params)), error: cloneJson(record.error) };
+}
+
+function copyTaskRun(record: TaskRunRecord): TaskRunRecord {
+  return { ...record, output: cloneJson(record.output), error: cloneJson(record.error) };
+}
+
+function copyAttempt(record: AttemptRecord): AttemptRecord {
+  return { ...record, error: cloneJson(record.error) };
+}
+
+function copyHook(record: HookRecord): HookRecord {
+  return { ...record, error: cloneJson(record.error) };
+}
+
+/** The fields each patch may change; other keys (ids, keys) are ignored, as the SQL adapters do. */
+const RUN_PATCH_KEYS: readonly (keyof RunPatch)[] = [
+  'state',
+  'attempt',
+  'owner',
+  'heartbeatAt',
+  'startedAt',
+  'finishedAt',
+  'nextAttemptAt',
+  'error',
+  'cancelRequested',
+];
+const TASK_RUN_PATCH_KEYS: readonly (keyof TaskRunPatch)[] = [
+  'state',
+  'attempts',
+  'output',
+  'error',
+  'reason',
+  'startedAt',
+  'finishedAt',
+  'nextAttemptAt',
+];
+const ATTEMPT_PATCH_KEYS: readonly (keyof AttemptPatch)[] = ['state', 'finishedAt', 'error', 'pid'];
+const HOOK_PATCH_KEYS: readonly (keyof HookPatch)[] = ['state', 'error', 'finishedAt'];
+
+/** Applies the allowed keys present in the patch; a key set to undefined is treated as absent. */
+function applyPatch<T extends object, P extends Partial<T>>(
+  target: T,
+  patch: P,
+  keys: readonly (keyof P)[],
+): void {
+  for (const key of keys) {
+    const value = patch[key];
+    if (value === undefined) continue;
+    (target as Record<keyof P, unknown>)[key] = cloneJson(value);
+  }
+}
+
+export function createMemoryStore(): RunStore {
+  const runs = new Map<string, RunEntry>();
+  /** "pipeline\0scheduledFor" -> run id. */
+  const schedules = new Map<string, string>();
+  const plans = new Map<string, Plan>();
+  let seq = 0;
+  let closed = false;
+
+  function open(): void {
+    if (closed) throw new WeftError('STORE_FAILED', 'the memory store is closed');
+  }
+
+  function entry(runId: string): RunEntry | undefined {
+    return runs.get(runId);
+  }
+
+  function requireEntry(runId: string, what: string): RunEntry {
+    const found = runs.get(runId);
+    if (!found)
+      throw new WeftError('STORE_FAILED', `cannot ${what}: run ${runId} does not exist in the store`);
+    return found;
+  }
+
+  const sync: SyncStore = {
+    createRun(run: NewRun): RunRecord {
+      open();
+      if (runs.has(run.id)) {
+        throw new WeftError('RUN_DUPLICATE', `a run with id ${run.id} exists already`, { retryable: false });
+      }
+      const scheduleKey = run.scheduledFor === null ? null : `${run.pipeline}\u0000${run.scheduledFor}`;
+      if (scheduleKey !== null && schedules.has(scheduleKey)) {
+        throw new WeftError(
+          'RUN_DUPLICATE',
+          `pipeline "${run.pipeline}" already has a run for ${run.scheduledFor} (${schedules.get(scheduleKey)})`,
+          { retryable: false },
+        );
+      }
+      const planText = JSON.stringify(run.plan);
+      const planHash = hashPlanText(planText);
+      let plan = plans.get(planHash);
+      if (!plan) {
+        plan = parsePlan(planText);
+        plans.set(planHash, plan);
+      }
+      const record: RunRecord = {
+        id: run.id,
+        pipeline: run.pipeline,
+        state: run.state,
+        params: toDict(cloneJson(run.params)),
+        plan,
+        planHash,
+        trigger: run.trigger,
+        scheduledFor: run.scheduledFor,
+        attempt: 1,
+        owner: run.owner,
+        heartbeatAt: null,
+        createdAt: run.createdAt,
+        startedAt: null,
+        finishedAt: null,
+        nextAttemptAt: null,
+        error: null,
+        cancelRequested: false,
+      };
+      const tasks = new Map<string, TaskRunRecord>();
+      const ordinals = new Map<string, number>();
+      plan.order.forEach((task, ordinal) => {
+        ordinals.set(task, ordinal);
+        tasks.set(task, {
+          runId: run.id,
+          task,
+          state: 'pending',
+          attempts: 0,
+          output: null,
+          error: null,
+          reason: null,
+          startedAt: null,
+          finishedAt: null,
+          nextAttemptAt: null,
+        });
+      });
+      runs.set(run.id, { record, tasks, ordinals, attempts: new Map(), logs: [], hooks: new Map() });
+      if (scheduleKey !== null) schedules.set(scheduleKey, run.id);
+      return copyRun(record);
+    },
+
+    getRun(id: string): RunRecord | null {
+      open();
+      const found = entry(id);
+      return found ? copyRun(found.record) : null;
+    },
+
+    listRuns(query: RunQuery = {}): RunRecord[] {
+      open();
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      const offset = query.offset ?? 0;
+      const states = query.states ? new Set(query.states) : null;
+      const matching: RunRecord[] = [];
+      for (const { record } of runs.values()) {
+        if (query.pipeline !== undefined && record.pipeline !== query.pipeline) continue;
+        if (states && !states.has(record.state)) continue;
+        matching.push(record);
+      }
+      matching.sort((a, b) => compareDesc(a.createdAt, b.createdAt) || compareDesc(a.id, b.id));
+      return matching.slice(offset, offset + limit).map(copyRun);
+    },
+
+    updateRun(id: string, patch: RunPatch, condition: RunCondition = {}): boolean {
+      open();
+      const found = entry(id);
+      if (!found) return false;
+      const record = found.record;
+      if (condition.states && !condition.states.includes(record.state)) return false;
+      if (condition.owner !== undefined && record.owner !== condition.owner) return false;
+      applyPatch(record, patch, RUN_PATCH_KEYS);
+      return true;
+    },
+
+    getTaskRuns(runId: string): TaskRunRecord[] {
+      open();
+      const found = entry(runId);
+      return found ? [...found.tasks.values()].map(copyTaskRun) : [];
+    },
+
+    updateTaskRun(
+      runId: string,
+      task: string,
+      patch: TaskRunPatch,
+      condition: TaskRunCondition = {},
+    ): boolean {
+      open();
+      const record = entry(runId)?.tasks.get(task);
+      if (!record) return false;
+      if (condition.states && !condition.states.includes(record.state)) return false;
+      if (condition.attempts !== undefined && record.attempts !== condition.attempts) return false;
+      applyPatch(record, patch, TASK_RUN_PATCH_KEYS);
+      return true;
+    },
+
+    insertAttempt(attempt: AttemptRecord): void {
+      open();
+      const found = requireEntry(
+        attempt.runId,
+        `insert attempt ${attempt.attempt} of task "${attempt.task}"`,
+      );
+      if (!found.tasks.has(attempt.task)) {
+        throw new WeftError(
+          'STORE_FAILED',
+          `cannot insert an attempt of task "${attempt.task}": run ${attempt.runId} has no such task`,
+        );
+      }
+      const key = attemptKey(attempt.task, attempt.attempt);
+      if (found.attempts.has(key)) {
+        throw new WeftError(
+          'STORE_FAILED',
+          `attempt ${attempt.attempt} of task "${attempt.task}" in run ${attempt.runId} exists already`,
+        );
+      }
+      found.attempts.set(key, copyAttempt(attempt));
+    },
+
+    updateAttempt(
+      runId: string,
+      task: string,
+      attempt: number,
+      patch: AttemptPatch,
+      condition: AttemptCondition = {},
+    ): boolean {
+      open();
+      const record = entry(runId)?.attempts.get(attemptKey(task, attempt));
+      if (!record) return false;
+      if (condition.states && !condition.states.includes(record.state)) return false;
+      applyPatch(record, patch, ATTEMPT_PATCH_KEYS);
+      return true;
+    },
+
+    getAttempts(runId: string, task?: string): AttemptRecord[] {
+      open();
+      const found = entry(runId);
+      if (!found) return [];
+      const list = [...found.attempts.values()].filter((a) => task === undefined || a.task === task);
+      // "By task" means in plan order, the order every adapter can agree on (no collation involved).
+      list.sort((a, b) => found.ordinals.get(a.task)! - found.ordinals.get(b.task)! || a.attempt - b.attempt);
+      return list.map(copyAttempt);
+    },
+
+    appendLogs(lines: readonly Omit<LogRecord, 'seq'>[]): void {
+      open();
+      // All or nothing, as in one transaction: check every line before storing any.
+      const targets = lines.map((line) => requireEntry(line.runId, 'append logs'));
+      lines.forEach((line, i) => {
+        seq += 1;
+        targets[i]!.logs.push({ ...line, seq });
+      });
+    },
+
+    getLogs(runId: string, query: LogQuery = {}): LogRecord[] {
+      open();
+      const found = entry(runId);
+      if (!found) return [];
+      const logs = found.logs;
+      const after = query.afterSeq;
+      const start = after === undefined ? 0 : firstIndexAfter(logs, after);
+      const out: LogRecord[] = [];
+      const limit = query.limit ?? Infinity;
+      for (let i = start; i < logs.length && out.length < limit; i++) {
+        const line = logs[i]!;
+        if (query.task !== undefined && line.task !== query.task) continue;
+        out.push({ ...line });
+      }
+      return out;
+    },
+
+    addHooks(hooks: readonly HookRecord[]): void {
+      open();
+      const targets = hooks.map((hook) => requireEntry(hook.runId, `add hook "${hook.key}"`));
+      hooks.forEach((hook, i) => {
+        const target = targets[i]!;
+        if (!target.hooks.has(hook.key)) target.hooks.set(hook.key, copyHook(hook));
+      });
+    },
+
+    updateHook(runId: string, key: string, patch: HookPatch): boolean {
+      open();
+      const record = entry(runId)?.hooks.get(key);
+      if (!record) return false;
+      applyPatch(record, patch, HOOK_PATCH_KEYS);
+      return true;
+    },
+
+    getHooks(runId: string, states?: readonly HookState[]): HookRecord[] {
+      open();
+      const found = entry(runId);
+      if (!found) return [];
+      const list = [...found.hooks.values()].filter((h) => !states || states.includes(h.state));
+      list.sort((a, b) => compareAsc(a.createdAt, b.createdAt) || compareAsc(a.key, b.key));
+      return list.map(copyHook);
+    },
+
+    flush(): void {
+      open();
+    },
+
+    close(): void {
+      closed = true;
+    },
+  };
+  return liftStore('memory', ':memory:', sync);
+}
+
+type SyncStore = {
+  [K in Exclude<keyof RunStore, 'kind' | 'location'>]: RunStore[K] extends (
+    ...args: infer A
+  ) => Promise<infer R>
+    ? (...args: A) => R
+    : never;
+};
+
+/**
+ * Wraps synchronous methods so that each returns a promise and a thrown WeftError becomes a
+ * rejection, as it would from a real database.
+ */
+function liftStore(kind: string, location: string, sync: SyncStore): RunStore {
+  const store: Record<string, unknown> = { kind, location };
+  for (const [name, method] of Object.entries(sync) as [string, (...args: unknown[]) => unknown][]) {
+    store[name] = (...args: unknown[]): Promise<unknown> => {
+      try {
+        return Promise.resolve(method(...args));
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+  }
+  return store as unknown as RunStore;
+}
+
+function compareAsc(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareDesc(a: string, b: string): number {
+  return compareAsc(b, a);
+}
+
+/** Logs are in seq order: binary search for the first line after `seq`. */
+function firstIndexAfter(logs: readonly LogRecord[], seq: number): number {
+  let lo = 0;
+  let hi = logs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (logs[mid]!.seq <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

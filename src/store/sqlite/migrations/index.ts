@@ -1,0 +1,11 @@
+import { migration001 } from './001-initial.js';
+
+export interface Migration {
+  /** 1, 2, 3 … with no gaps: a store's schema version is the highest one applied. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Every migration, in order. Append only. */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: migration001 }];

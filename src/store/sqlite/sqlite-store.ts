@@ -1,0 +1,704 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database, { type Database as Db, type Statement } from 'better-sqlite3';
+import type { Plan } from '../../compile/plan.js';
+import type { JsonValue } from '../../core/json.js';
+import type { AttemptState, RunState, TaskState } from '../../core/states.js';
+import { WeftError, type ErrorInfo } from '../../errors.js';
+import type {
+  AttemptCondition,
+  AttemptPatch,
+  AttemptRecord,
+  HookPatch,
+  HookRecord,
+  HookState,
+  LogQuery,
+  LogRecord,
+  NewRun,
+  RunCondition,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunStore,
+  RunTrigger,
+  TaskRunCondition,
+  TaskRunPatch,
+  TaskRunRecord,
+} from '../run-store.js';
+import { hashPlanText, parseJsonColumn, parseParams, parsePlan } from '../memory/json-codec.js';
+import { checkSchema, migrate } from './migrate.js';
+import { closedError, WriteQueue } from './write-queue.js';
+
+/**
+ * The embedded default RunStore: one SQLite file (better-sqlite3, synchronous), with group commit
+ * (see write-queue.ts) so that the many small writes of a run cost few transactions.
+ *
+ * Several weft processes may share one file: WAL lets readers run beside the writer, writes take
+ * the lock with BEGIN IMMEDIATE and wait up to `busy_timeout` for it, so they queue rather than fail.
+ */
+
+export interface SqliteStoreOptions {
+  /** Open an existing store for reading only: no migrations, every write rejects. */
+  readonly?: boolean;
+  /** How long a write waits for another process's lock before failing. Default 5 s. */
+  busyTimeoutMs?: number;
+}
+
+const DEFAULT_LIMIT = 50;
+
+type SqlValues = readonly (string | number | null)[];
+
+const INSERT_LOG = 'INSERT INTO logs (run_id, task, attempt, ts, level, message) VALUES (?, ?, ?, ?, ?, ?)';
+const INSERT_HOOK = `INSERT INTO hooks (run_id, key, event, task, handler, state, error, created_at, finished_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`;
+const PLAN_CACHE_SIZE = 16;
+
+interface RunRow {
+  id: string;
+  pipeline: string;
+  state: string;
+  params: string;
+  plan_hash: string;
+  trigger: string;
+  scheduled_for: string | null;
+  attempt: number;
+  owner: string | null;
+  heartbeat_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  next_attempt_at: string | null;
+  error: string | null;
+  cancel_requested: number;
+}
+
+interface TaskRunRow {
+  run_id: string;
+  task: string;
+  state: string;
+  attempts: number;
+  output: string | null;
+  error: string | null;
+  reason: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  next_attempt_at: string | null;
+}
+
+interface AttemptRow {
+  run_id: string;
+  task: string;
+  attempt: number;
+  state: string;
+  delay_ms: number;
+  started_at: string;
+  finished_at: string | null;
+  error: string | null;
+  worker: string | null;
+  pid: number | null;
+}
+
+interface LogRow {
+  seq: number;
+  run_id: string;
+  task: string | null;
+  attempt: number | null;
+  ts: string;
+  level: string;
+  message: string;
+}
+
+interface HookRow {
+  run_id: string;
+  key: string;
+  event: string;
+  task: string | null;
+  handler: string;
+  state: string;
+  error: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+type Encoder = (value: unknown) => string | number | null;
+const asIs: Encoder = (value) => value as string | number | null;
+const asJson: Encoder = (value) => (value === null ? null : JSON.stringify(value));
+const asFlag: Encoder = (value) => (value ? 1 : 0);
+
+/** Patch key -> column and how its value is stored. Keys not listed here are ignored. */
+const RUN_COLUMNS: Record<keyof RunPatch, [string, Encoder]> = {
+  state: ['state', asIs],
+  attempt: ['attempt', asIs],
+  owner: ['owner', asIs],
+  heartbeatAt: ['heartbeat_at', asIs],
+  startedAt: ['started_at', asIs],
+  finishedAt: ['finished_at', asIs],
+  nextAttemptAt: ['next_attempt_at', asIs],
+  error: ['error', asJson],
+  cancelRequested: ['cancel_requested', asFlag],
+};
+const TASK_RUN_COLUMNS: Record<keyof TaskRunPatch, [string, Encoder]> = {
+  state: ['state', asIs],
+  attempts: ['attempts', asIs],
+  output: ['output', asJson],
+  error: ['error', asJson],
+  reason: ['reason', asIs],
+  startedAt: ['started_at', asIs],
+  finishedAt: ['finished_at', asIs],
+  nextAttemptAt: ['next_attempt_at', asIs],
+};
+const ATTEMPT_COLUMNS: Record<keyof AttemptPatch, [string, Encoder]> = {
+  state: ['state', asIs],
+  finishedAt: ['finished_at', asIs],
+  error: ['error', asJson],
+  pid: ['pid', asIs],
+};
+const HOOK_COLUMNS: Record<keyof HookPatch, [string, Encoder]> = {
+  state: ['state', asIs],
+  error: ['error', asJson],
+  finishedAt: ['finished_at', asIs],
+};
+
+/** `SET a = ?, b = ?` and its values, from the keys present (and not undefined) in a patch. */
+function setClause(
+  columns: Record<string, [string, Encoder]>,
+  patch: object,
+): { sql: string; values: (string | number | null)[] } {
+  const parts: string[] = [];
+  const values: (string | number | null)[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined || !Object.hasOwn(columns, key)) continue;
+    const [column, encode] = columns[key]!;
+    parts.push(`${column} = ?`);
+    values.push(encode(value));
+  }
+  // An empty patch still checks the condition: "does it hold?" is a fair question to ask.
+  return { sql: parts.length > 0 ? parts.join(', ') : 'rowid = rowid', values };
+}
+
+function placeholders(count: number): string {
+  return Array.from({ length: count }, () => '?').join(', ');
+}
+
+function isSqliteError(error: unknown): error is Error & { code: string } {
+  return error instanceof Error && typeof (error as { code?: unknown }).code === 'string';
+}
+
+export function createSqliteStore(path: string, options: SqliteStoreOptions = {}): RunStore {
+  const readonly = options.readonly ?? false;
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+  let db: Db;
+  try {
+    if (!readonly) mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path, { readonly, fileMustExist: readonly, timeout: busyTimeoutMs });
+  } catch (error) {
+    throw storeError(path, 'cannot open', error);
+  }
+  try {
+    if (!readonly) {
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a commit survives the process being killed (what we promise); only a
+      // power loss or OS crash may lose the last few commits, never corrupt the file. FULL would
+      // fsync on every commit and cost most of our write throughput.
+      db.pragma('synchronous = NORMAL');
+    }
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    db.pragma('foreign_keys = ON');
+    if (readonly) checkSchema(db, path);
+    else migrate(db, path);
+  } catch (error) {
+    db.close();
+    if (error instanceof WeftError) throw error;
+    throw storeError(path, 'cannot open', error);
+  }
+  return new SqliteRunStore(db, path, readonly);
+}
+
+function storeError(location: string, doing: string, cause: unknown): WeftError {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  const busy = isSqliteError(cause) && cause.code.startsWith('SQLITE_BUSY');
+  return new WeftError('STORE_FAILED', `${doing} the SQLite store ${location}: ${detail}`, {
+    cause,
+    ...(busy ? { hint: 'another process held the store locked for too long; try again' } : {}),
+  });
+}
+
+class SqliteRunStore implements RunStore {
+  readonly kind = 'sqlite';
+  readonly location: string;
+  readonly #db: Db;
+  readonly #readonly: boolean;
+  readonly #queue: WriteQueue;
+  readonly #statements = new Map<string, Statement>();
+  /** Parsed, frozen plans by hash: shared by every record of runs of the same plan. */
+  readonly #plans = new Map<string, Plan>();
+  /** The JSON text and hash of plans seen before (frozen, so they cannot have changed since). */
+  readonly #planTexts = new WeakMap<Plan, { text: string; hash: string }>();
+  #closed = false;
+
+  constructor(db: Db, location: string, readonly: boolean) {
+    this.#db = db;
+    this.location = location;
+    this.#readonly = readonly;
+    this.#queue = new WriteQueue(db, {
+      mapWriteError: (error) => this.#writeError(error),
+      mapBatchError: (error) => storeError(location, 'cannot commit to', error),
+    });
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  #statement(sql: string): Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #write<T>(apply: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError(this.location));
+    if (this.#readonly) {
+      return Promise.reject(
+        new WeftError('STORE_FAILED', `the store ${this.location} is open read-only`, { retryable: false }),
+      );
+    }
+    return this.#queue.enqueue(apply);
+  }
+
+  /** Reads see every write issued before them: pending writes are committed first. */
+  #read<T>(query: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError(this.location));
+    try {
+      // A failed batch has rejected its own writes; the read still answers from what is committed.
+      this.#queue.drain();
+      return Promise.resolve(query());
+    } catch (error) {
+      return Promise.reject(
+        error instanceof WeftError ? error : storeError(this.location, 'cannot read', error),
+      );
+    }
+  }
+
+  #writeError(error: unknown): Error {
+    if (error instanceof WeftError) return error;
+    if (isSqliteError(error) && error.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+      return new WeftError('STORE_FAILED', `${this.location}: refers to a run or task that does not exist`, {
+        cause: error,
+        retryable: false,
+      });
+    }
+    return storeError(this.location, 'cannot write to', error);
+  }
+
+  #insertManyTx: ((sql: string, rows: readonly SqlValues[]) => void) | undefined;
+
+  /** Inserts rows all or none: inside the batch's transaction, better-sqlite3 makes this a savepoint. */
+  #insertMany(sql: string, rows: readonly SqlValues[]): void {
+    this.#insertManyTx ??= this.#db.transaction((text: string, list: readonly SqlValues[]) => {
+      const statement = this.#statement(text);
+      for (const row of list) statement.run(...row);
+    });
+    this.#insertManyTx(sql, rows);
+  }
+
+  #plan(hash: string): Plan {
+    let plan = this.#plans.get(hash);
+    if (plan) {
+      // Keep recently used plans at the end of the map: the oldest entry is evicted first.
+      this.#plans.delete(hash);
+    } else {
+      const row = this.#statement('SELECT plan FROM plans WHERE hash = ?').get(hash) as
+        | { plan: string }
+        | undefined;
+      if (!row) throw new WeftError('STORE_FAILED', `${this.location}: plan ${hash} is missing`);
+      plan = parsePlan(row.plan);
+      this.#planTexts.set(plan, { text: row.plan, hash });
+    }
+    this.#plans.set(hash, plan);
+    if (this.#plans.size > PLAN_CACHE_SIZE) this.#plans.delete(this.#plans.keys().next().value!);
+    return plan;
+  }
+
+  #toRun(row: RunRow): RunRecord {
+    return {
+      id: row.id,
+      pipeline: row.pipeline,
+      state: row.state as RunState,
+      params: parseParams(row.params),
+      plan: this.#plan(row.plan_hash),
+      planHash: row.plan_hash,
+      trigger: row.trigger as RunTrigger,
+      scheduledFor: row.scheduled_for,
+      attempt: row.attempt,
+      owner: row.owner,
+      heartbeatAt: row.heartbeat_at,
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      finishedAt: row.finished_at,
+      nextAttemptAt: row.next_attempt_at,
+      error: parseJsonColumn<ErrorInfo>(row.error),
+      cancelRequested: row.cancel_requested !== 0,
+    };
+  }
+
+  // ---- runs -------------------------------------------------------------------------------------
+
+  createRun(run: NewRun): Promise<RunRecord> {
+    let known = this.#planTexts.get(run.plan);
+    if (!known || !Object.isFrozen(run.plan)) {
+      const text = JSON.stringify(run.plan);
+      known = { text, hash: hashPlanText(text) };
+    }
+    const { text: planText, hash: planHash } = known;
+    // Copied now: the caller may change its objects before the batch runs.
+    const paramsText = JSON.stringify(run.params);
+    const order = [...run.plan.order];
+    const insert = this.#db.transaction(() => {
+      const sameId = this.#statement('SELECT 1 FROM runs WHERE id = ?').get(run.id);
+      if (sameId) {
+        throw new WeftError('RUN_DUPLICATE', `a run with id ${run.id} exists already`, { retryable: false });
+      }
+      if (run.scheduledFor !== null) {
+        const other = this.#statement(
+          'SELECT id FROM runs WHERE pipeline = ? AND scheduled_for = ? AND scheduled_for IS NOT NULL',
+        ).get(run.pipeline, run.scheduledFor) as { id: string } | undefined;
+        if (other) {
+          throw new WeftError(
+            'RUN_DUPLICATE',
+            `pipeline "${run.pipeline}" already has a run for ${run.scheduledFor} (${other.id})`,
+            { retryable: false },
+          );
+        }
+      }
+      if (!this.#statement('SELECT 1 FROM plans WHERE hash = ?').get(planHash)) {
+        this.#statement('INSERT INTO plans (hash, plan) VALUES (?, ?)').run(planHash, planText);
+      }
+      this.#statement(
+        `INSERT INTO runs (id, pipeline, state, params, plan_hash, trigger, scheduled_for, owner, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        run.id,
+        run.pipeline,
+        run.state,
+        paramsText,
+        planHash,
+        run.trigger,
+        run.scheduledFor,
+        run.owner,
+        run.createdAt,
+      );
+      const insertTask = this.#statement(
+        "INSERT INTO task_runs (run_id, task, ordinal, state) VALUES (?, ?, ?, 'pending')",
+      );
+      order.forEach((task, ordinal) => insertTask.run(run.id, task, ordinal));
+      // Built after the duplicate checks: parsing a large plan is not worth doing for a refused run.
+      const record: RunRecord = {
+        id: run.id,
+        pipeline: run.pipeline,
+        state: run.state,
+        params: parseParams(paramsText),
+        plan: this.#cachePlan(planHash, planText),
+        planHash,
+        trigger: run.trigger,
+        scheduledFor: run.scheduledFor,
+        attempt: 1,
+        owner: run.owner,
+        heartbeatAt: null,
+        createdAt: run.createdAt,
+        startedAt: null,
+        finishedAt: null,
+        nextAttemptAt: null,
+        error: null,
+        cancelRequested: false,
+      };
+      return record;
+    });
+    return this.#write(() => insert());
+  }
+
+  #cachePlan(hash: string, text: string): Plan {
+    let plan = this.#plans.get(hash);
+    if (!plan) {
+      plan = parsePlan(text);
+      this.#planTexts.set(plan, { text, hash });
+      this.#plans.set(hash, plan);
+      if (this.#plans.size > PLAN_CACHE_SIZE) this.#plans.delete(this.#plans.keys().next().value!);
+    }
+    return plan;
+  }
+
+  getRun(id: string): Promise<RunRecord | null> {
+    return this.#read(() => {
+      const row = this.#statement('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+      return row ? this.#toRun(row) : null;
+    });
+  }
+
+  listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
+    return this.#read(() => {
+      const where: string[] = [];
+      const values: (string | number)[] = [];
+      if (query.pipeline !== undefined) {
+        where.push('pipeline = ?');
+        values.push(query.pipeline);
+      }
+      if (query.states) {
+        if (query.states.length === 0) return [];
+        where.push(`state IN (${placeholders(query.states.length)})`);
+        values.push(...query.states);
+      }
+      const sql = `SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`;
+      values.push(query.limit ?? DEFAULT_LIMIT, query.offset ?? 0);
+      const rows = this.#statement(sql).all(...values) as RunRow[];
+      return rows.map((row) => this.#toRun(row));
+    });
+  }
+
+  updateRun(id: string, patch: RunPatch, condition: RunCondition = {}): Promise<boolean> {
+    const set = setClause(RUN_COLUMNS, patch);
+    const where = ['id = ?'];
+    const values: (string | number | null)[] = [...set.values, id];
+    if (condition.states) {
+      if (condition.states.length === 0) return this.#write(() => false);
+      where.push(`state IN (${placeholders(condition.states.length)})`);
+      values.push(...condition.states);
+    }
+    if (condition.owner !== undefined) {
+      where.push('owner IS ?');
+      values.push(condition.owner);
+    }
+    const sql = `UPDATE runs SET ${set.sql} WHERE ${where.join(' AND ')}`;
+    return this.#write(() => this.#statement(sql).run(...values).changes > 0);
+  }
+
+  // ---- task runs --------------------------------------------------------------------------------
+
+  getTaskRuns(runId: string): Promise<TaskRunRecord[]> {
+    return this.#read(() => {
+      const rows = this.#statement(
+        `SELECT run_id, task, state, attempts, output, error, reason, started_at, finished_at, next_attempt_at
+         FROM task_runs WHERE run_id = ? ORDER BY ordinal`,
+      ).all(runId) as TaskRunRow[];
+      return rows.map(
+        (row): TaskRunRecord => ({
+          runId: row.run_id,
+          task: row.task,
+          state: row.state as TaskState,
+          attempts: row.attempts,
+          output: parseJsonColumn<JsonValue>(row.output),
+          error: parseJsonColumn<ErrorInfo>(row.error),
+          reason: row.reason,
+          startedAt: row.started_at,
+          finishedAt: row.finished_at,
+          nextAttemptAt: row.next_attempt_at,
+        }),
+      );
+    });
+  }
+
+  updateTaskRun(
+    runId: string,
+    task: string,
+    patch: TaskRunPatch,
+    condition: TaskRunCondition = {},
+  ): Promise<boolean> {
+    const set = setClause(TASK_RUN_COLUMNS, patch);
+    const where = ['run_id = ?', 'task = ?'];
+    const values: (string | number | null)[] = [...set.values, runId, task];
+    if (condition.states) {
+      if (condition.states.length === 0) return this.#write(() => false);
+      where.push(`state IN (${placeholders(condition.states.length)})`);
+      values.push(...condition.states);
+    }
+    if (condition.attempts !== undefined) {
+      where.push('attempts = ?');
+      values.push(condition.attempts);
+    }
+    const sql = `UPDATE task_runs SET ${set.sql} WHERE ${where.join(' AND ')}`;
+    return this.#write(() => this.#statement(sql).run(...values).changes > 0);
+  }
+
+  // ---- attempts ---------------------------------------------------------------------------------
+
+  insertAttempt(attempt: AttemptRecord): Promise<void> {
+    const values = [
+      attempt.runId,
+      attempt.task,
+      attempt.attempt,
+      attempt.state,
+      attempt.delayMs,
+      attempt.startedAt,
+      attempt.finishedAt,
+      asJson(attempt.error),
+      attempt.worker,
+      attempt.pid,
+    ];
+    return this.#write(() => {
+      const result = this.#statement(
+        `INSERT INTO attempts (run_id, task, attempt, state, delay_ms, started_at, finished_at, error, worker, pid)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ).run(...values);
+      if (result.changes === 0) {
+        throw new WeftError(
+          'STORE_FAILED',
+          `attempt ${attempt.attempt} of task "${attempt.task}" in run ${attempt.runId} exists already`,
+          { retryable: false },
+        );
+      }
+    });
+  }
+
+  updateAttempt(
+    runId: string,
+    task: string,
+    attempt: number,
+    patch: AttemptPatch,
+    condition: AttemptCondition = {},
+  ): Promise<boolean> {
+    const set = setClause(ATTEMPT_COLUMNS, patch);
+    const where = ['run_id = ?', 'task = ?', 'attempt = ?'];
+    const values: (string | number | null)[] = [...set.values, runId, task, attempt];
+    if (condition.states) {
+      if (condition.states.length === 0) return this.#write(() => false);
+      where.push(`state IN (${placeholders(condition.states.length)})`);
+      values.push(...condition.states);
+    }
+    const sql = `UPDATE attempts SET ${set.sql} WHERE ${where.join(' AND ')}`;
+    return this.#write(() => this.#statement(sql).run(...values).changes > 0);
+  }
+
+  getAttempts(runId: string, task?: string): Promise<AttemptRecord[]> {
+    return this.#read(() => {
+      // "By task" is plan order (the task run's ordinal): the one order every backend agrees on.
+      const sql = `SELECT a.* FROM attempts a JOIN task_runs t ON t.run_id = a.run_id AND t.task = a.task
+        WHERE a.run_id = ? ${task === undefined ? '' : 'AND a.task = ?'} ORDER BY t.ordinal, a.attempt`;
+      const rows = (
+        task === undefined ? this.#statement(sql).all(runId) : this.#statement(sql).all(runId, task)
+      ) as AttemptRow[];
+      return rows.map(
+        (row): AttemptRecord => ({
+          runId: row.run_id,
+          task: row.task,
+          attempt: row.attempt,
+          state: row.state as AttemptState,
+          delayMs: row.delay_ms,
+          startedAt: row.started_at,
+          finishedAt: row.finished_at,
+          error: parseJsonColumn<ErrorInfo>(row.error),
+          worker: row.worker,
+          pid: row.pid,
+        }),
+      );
+    });
+  }
+
+  // ---- logs -------------------------------------------------------------------------------------
+
+  appendLogs(lines: readonly Omit<LogRecord, 'seq'>[]): Promise<void> {
+    if (lines.length === 0) return this.#write(() => undefined);
+    const rows: SqlValues[] = lines.map((l) => [l.runId, l.task, l.attempt, l.ts, l.level, l.message]);
+    return this.#write(() => {
+      // One line needs no savepoint: a single statement is atomic on its own.
+      if (rows.length === 1) this.#statement(INSERT_LOG).run(...rows[0]!);
+      else this.#insertMany(INSERT_LOG, rows);
+    });
+  }
+
+  getLogs(runId: string, query: LogQuery = {}): Promise<LogRecord[]> {
+    return this.#read(() => {
+      const where = ['run_id = ?', 'seq > ?'];
+      const values: (string | number)[] = [runId, query.afterSeq ?? 0];
+      if (query.task !== undefined) {
+        where.push('task = ?');
+        values.push(query.task);
+      }
+      values.push(query.limit ?? -1);
+      const rows = this.#statement(
+        `SELECT * FROM logs WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
+      ).all(...values) as LogRow[];
+      return rows.map(
+        (row): LogRecord => ({
+          seq: row.seq,
+          runId: row.run_id,
+          task: row.task,
+          attempt: row.attempt,
+          ts: row.ts,
+          level: row.level as LogRecord['level'],
+          message: row.message,
+        }),
+      );
+    });
+  }
+
+  // ---- hooks ------------------------------------------------------------------------------------
+
+  addHooks(hooks: readonly HookRecord[]): Promise<void> {
+    const rows: SqlValues[] = hooks.map((h) => [
+      h.runId,
+      h.key,
+      h.event,
+      h.task,
+      h.handler,
+      h.state,
+      asJson(h.error),
+      h.createdAt,
+      h.finishedAt,
+    ]);
+    return this.#write(() => this.#insertMany(INSERT_HOOK, rows));
+  }
+
+  updateHook(runId: string, key: string, patch: HookPatch): Promise<boolean> {
+    const set = setClause(HOOK_COLUMNS, patch);
+    const sql = `UPDATE hooks SET ${set.sql} WHERE run_id = ? AND key = ?`;
+    const values = [...set.values, runId, key];
+    return this.#write(() => this.#statement(sql).run(...values).changes > 0);
+  }
+
+  getHooks(runId: string, states?: readonly HookState[]): Promise<HookRecord[]> {
+    return this.#read(() => {
+      if (states?.length === 0) return [];
+      const sql = `SELECT * FROM hooks WHERE run_id = ? ${
+        states ? `AND state IN (${placeholders(states.length)})` : ''
+      } ORDER BY created_at, key`;
+      const rows = this.#statement(sql).all(runId, ...(states ?? [])) as HookRow[];
+      return rows.map(
+        (row): HookRecord => ({
+          runId: row.run_id,
+          key: row.key,
+          event: row.event as HookRecord['event'],
+          task: row.task,
+          handler: row.handler,
+          state: row.state as HookState,
+          error: parseJsonColumn<ErrorInfo>(row.error),
+          createdAt: row.created_at,
+          finishedAt: row.finished_at,
+        }),
+      );
+    });
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------------
+
+  flush(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError(this.location));
+    const error = this.#queue.drain();
+    return error ? Promise.reject(error) : Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    // Writes accepted before close are committed, not dropped.
+    const error = this.#queue.drain();
+    this.#closed = true;
+    this.#statements.clear();
+    try {
+      this.#db.close();
+    } catch (closeError) {
+      return Promise.reject(storeError(this.location, 'cannot close', closeError));
+    }
+    return error ? Promise.reject(error) : Promise.resolve();
+  }
+}
