@@ -91,8 +91,10 @@ function dedupe(diagnostics: Diagnostic[]): Diagnostic[] {
  */
 export function collapseErrors(errors: readonly ErrorObject[]): ErrorObject[] {
   let list = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'propertyNames');
+  // A combinator that matched several branches has nothing to collapse and stays as it is.
+  const kept = new Set<ErrorObject>();
   for (;;) {
-    const index = list.findIndex((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf');
+    const index = list.findIndex((e) => (e.keyword === 'oneOf' || e.keyword === 'anyOf') && !kept.has(e));
     if (index === -1) return list;
     // ajv pushes a combinator's error right after its branches' errors, so the run of errors just
     // before it that sit inside its value and do not come from a sibling keyword are its branches'.
@@ -102,13 +104,21 @@ export function collapseErrors(errors: readonly ErrorObject[]): ErrorObject[] {
     while (start > 0) {
       const previous = list[start - 1]!;
       if (!isInsideInstance(previous.instancePath, outer.instancePath)) break;
+      // A sibling keyword of the combinator in the same schema object; paths into $defs are
+      // the targets of a $ref inside a branch (ajv restarts schemaPath at a ref's target).
+      const next = previous.schemaPath.slice(parentPath.length + 1).split('/')[0];
       const fromSibling =
-        previous.schemaPath.startsWith(parentPath + '/') && !previous.schemaPath.startsWith(outer.schemaPath + '/');
+        previous.schemaPath.startsWith(parentPath + '/') &&
+        !previous.schemaPath.startsWith(outer.schemaPath + '/') &&
+        next !== '$defs' &&
+        next !== 'definitions';
       if (fromSibling) break;
       start -= 1;
     }
     const branchErrors = list.slice(start, index);
-    list = [...list.slice(0, start), ...pickBranch(outer, branchErrors), ...list.slice(index + 1)];
+    const picked = pickBranch(outer, branchErrors);
+    if (picked.includes(outer)) kept.add(outer);
+    list = [...list.slice(0, start), ...picked, ...list.slice(index + 1)];
   }
 }
 

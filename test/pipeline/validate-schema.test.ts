@@ -119,7 +119,7 @@ describe('validatePipelineSchema', () => {
 
   it('a task listed twice in depends_on points at the repeat', () => {
     const d = only(task('    depends_on: [a, b, a]\n'));
-    expect(d).toMatchObject({ code: 'SCHEMA_INVALID', line: 4, column: 27, path: ['tasks', 'extract', 'depends_on', 2] });
+    expect(d).toMatchObject({ code: 'SCHEMA_INVALID', line: 4, column: 24, path: ['tasks', 'extract', 'depends_on', 2] });
   });
 
   it.each(['__proto__', 'constructor', 'prototype'])('task name %s is TASK_NAME_RESERVED at the key', (name) => {
@@ -183,8 +183,8 @@ describe('validatePipelineSchema', () => {
       'SCHEMA_TYPE 4:14 task "extract": `timeout` must be a string or a number, got boolean true',
     ]);
     expect(run(task('    on_failure: [{ handlr: x }]\n'))).toEqual([
-      'SCHEMA_MISSING_KEY 4:17 task "extract": `on_failure[0]` is missing required key `handler`',
-      'SCHEMA_UNKNOWN_KEY 4:19 task "extract": unknown key `handlr` in `on_failure[0]`',
+      'SCHEMA_MISSING_KEY 4:18 task "extract": `on_failure[0]` is missing required key `handler`',
+      'SCHEMA_UNKNOWN_KEY 4:20 task "extract": unknown key `handlr` in `on_failure[0]`',
     ]);
     expect(run(task('    on_failure: [7]\n'))).toEqual([
       'SCHEMA_TYPE 4:18 task "extract": `on_failure[0]` must be a string or a mapping, got number 7',
