@@ -67,11 +67,19 @@ class BuildLimitError extends Error {
  * diagnostic. `value` is undefined whenever an error was found, so later stages do not pile
  * their own complaints on a half-parsed document.
  */
-export function parsePipelineText(file: string, text: string): { source: SourceDocument; diagnostics: Diagnostic[] } {
+export function parsePipelineText(
+  file: string,
+  text: string,
+): { source: SourceDocument; diagnostics: Diagnostic[] } {
   const lineCounter = new LineCounter();
   const diagnostics: Diagnostic[] = [];
   const reported = new Set<string>();
-  const at = (offset: number, code: DiagnosticCode, message: string, severity: Diagnostic['severity'] = 'error') => {
+  const at = (
+    offset: number,
+    code: DiagnosticCode,
+    message: string,
+    severity: Diagnostic['severity'] = 'error',
+  ) => {
     // An aliased node is built once per use: report its problems once.
     const once = `${code}@${offset}`;
     if (reported.has(once)) return;
@@ -85,7 +93,9 @@ export function parsePipelineText(file: string, text: string): { source: SourceD
   });
 
   if (Buffer.byteLength(text, 'utf8') > MAX_PIPELINE_BYTES) {
-    diagnostics.push(fileDiagnostic(file, 'FILE_TOO_LARGE', `the file is larger than ${MAX_PIPELINE_BYTES} bytes`));
+    diagnostics.push(
+      fileDiagnostic(file, 'FILE_TOO_LARGE', `the file is larger than ${MAX_PIPELINE_BYTES} bytes`),
+    );
     return done(null, undefined);
   }
 
@@ -104,7 +114,11 @@ export function parsePipelineText(file: string, text: string): { source: SourceD
     if (doc === null) {
       doc = next;
     } else {
-      at(next.range[0], 'YAML_SYNTAX', 'a pipeline file holds one YAML document, but a second one starts here (`---`)');
+      at(
+        next.range[0],
+        'YAML_SYNTAX',
+        'a pipeline file holds one YAML document, but a second one starts here (`---`)',
+      );
       break;
     }
   }
@@ -140,7 +154,9 @@ export function parsePipelineText(file: string, text: string): { source: SourceD
  * Reads and parses a pipeline file. A missing, unreadable or oversized file is a diagnostic at
  * 1:1, never an exception.
  */
-export async function readPipelineFile(path: string): Promise<{ source: SourceDocument; diagnostics: Diagnostic[] }> {
+export async function readPipelineFile(
+  path: string,
+): Promise<{ source: SourceDocument; diagnostics: Diagnostic[] }> {
   const failed = (code: DiagnosticCode, message: string) => ({
     source: createSourceDocument(path, '', null, new LineCounter(), undefined),
     diagnostics: [fileDiagnostic(path, code, message)],
@@ -151,11 +167,15 @@ export async function readPipelineFile(path: string): Promise<{ source: SourceDo
     const info = await stat(path);
     if (!info.isFile()) return failed('FILE_UNREADABLE', `cannot read ${path}: not a file`);
     if (info.size > MAX_PIPELINE_BYTES) {
-      return failed('FILE_TOO_LARGE', `${path} is ${info.size} bytes, more than the ${MAX_PIPELINE_BYTES} allowed`);
+      return failed(
+        'FILE_TOO_LARGE',
+        `${path} is ${info.size} bytes, more than the ${MAX_PIPELINE_BYTES} allowed`,
+      );
     }
     text = await readFile(path, 'utf8');
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message);
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message);
     return failed('FILE_UNREADABLE', `cannot read ${path}: ${reason}`);
   }
   return parsePipelineText(path, text);
@@ -166,28 +186,18 @@ function fileDiagnostic(file: string, code: DiagnosticCode, message: string): Di
 }
 
 function yamlCode(error: YAMLError): DiagnosticCode {
-  switch (error.code) {
-    case 'DUPLICATE_KEY':
-      return 'YAML_DUPLICATE_KEY';
-    case 'TAG_RESOLVE_FAILED':
-      return 'YAML_TAG';
-    default:
-      // Alias resource exhaustion is detected by our own builder, never by yaml's parse.
-      return 'YAML_SYNTAX';
-  }
+  if (error.code === 'DUPLICATE_KEY') return 'YAML_DUPLICATE_KEY';
+  if (error.code === 'TAG_RESOLVE_FAILED') return 'YAML_TAG';
+  // Everything else is a syntax problem; alias exhaustion is caught by our own builder.
+  return 'YAML_SYNTAX';
 }
 
 function yamlMessage(error: YAMLError): string {
-  switch (error.code) {
-    case 'DUPLICATE_KEY':
-      return 'this key appears twice in the same mapping';
-    case 'TAG_RESOLVE_FAILED':
-      return tagMessage(error.message.replace(/^Unresolved tag:\s*/, ''));
-    default: {
-      const text = error.message.split('\n')[0] ?? error.message;
-      return text.charAt(0).toLowerCase() + text.slice(1);
-    }
-  }
+  if (error.code === 'DUPLICATE_KEY') return 'this key appears twice in the same mapping';
+  if (error.code === 'TAG_RESOLVE_FAILED')
+    return tagMessage(error.message.replace(/^Unresolved tag:\s*/, ''));
+  const text = error.message.split('\n')[0] ?? error.message;
+  return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
 function tagMessage(tag: string): string {
@@ -208,23 +218,15 @@ function findTooDeep(tokens: readonly CST.Token[], max: number): number | null {
   const stack: { token: CST.Token; depth: number }[] = tokens.map((token) => ({ token, depth: 0 }));
   while (stack.length > 0) {
     const { token, depth } = stack.pop()!;
-    switch (token.type) {
-      case 'document':
-        if (token.value) stack.push({ token: token.value, depth });
-        break;
-      case 'block-map':
-      case 'block-seq':
-      case 'flow-collection': {
-        const inner = depth + 1;
-        if (inner > max) return token.offset;
-        for (const item of token.items) {
-          if ('key' in item && item.key) stack.push({ token: item.key, depth: inner });
-          if (item.value) stack.push({ token: item.value, depth: inner });
-        }
-        break;
+    if (token.type === 'document') {
+      if (token.value) stack.push({ token: token.value, depth });
+    } else if (token.type === 'block-map' || token.type === 'block-seq' || token.type === 'flow-collection') {
+      const inner = depth + 1;
+      if (inner > max) return token.offset;
+      for (const item of token.items) {
+        if ('key' in item && item.key) stack.push({ token: item.key, depth: inner });
+        if (item.value) stack.push({ token: item.value, depth: inner });
       }
-      default:
-        break;
     }
   }
   return null;
@@ -272,7 +274,8 @@ function buildValue(
   doc: Document.Parsed,
   report: (offset: number, code: DiagnosticCode, message: string) => void,
 ): unknown {
-  const targets = resolveAliases(doc);
+  // Most pipelines have no alias at all: index anchors only when the first alias shows up.
+  let targets: Map<YamlNode, YamlNode> | undefined;
   let aliasUses = 0;
   const expanding = new Set<YamlNode>();
 
@@ -283,17 +286,36 @@ function buildValue(
 
   const build = (node: unknown, depth: number): unknown => {
     if (depth > MAX_NESTING_DEPTH) {
-      throw new BuildLimitError('YAML_TOO_DEEP', `the document nests more than ${MAX_NESTING_DEPTH} levels deep once aliases are expanded`, offsetOf(node));
+      throw new BuildLimitError(
+        'YAML_TOO_DEEP',
+        `the document nests more than ${MAX_NESTING_DEPTH} levels deep once aliases are expanded`,
+        offsetOf(node),
+      );
     }
     if (node === null || node === undefined) return null;
     if (isAlias(node)) {
       aliasUses += 1;
       if (aliasUses > MAX_ALIAS_COUNT) {
-        throw new BuildLimitError('YAML_ALIAS_LIMIT', `too many alias expansions (more than ${MAX_ALIAS_COUNT}): aliases may be used to share a few values, not to multiply them`, offsetOf(node));
+        throw new BuildLimitError(
+          'YAML_ALIAS_LIMIT',
+          `too many alias expansions (more than ${MAX_ALIAS_COUNT}): aliases may be used to share a few values, not to multiply them`,
+          offsetOf(node),
+        );
       }
+      targets ??= resolveAliases(doc);
       const target = targets.get(node);
-      if (!target) throw new BuildLimitError('YAML_SYNTAX', `alias *${node.source} refers to no anchor defined before it`, offsetOf(node));
-      if (expanding.has(target)) throw new BuildLimitError('YAML_ALIAS_LIMIT', `alias *${node.source} refers to a value that contains it`, offsetOf(node));
+      if (!target)
+        throw new BuildLimitError(
+          'YAML_SYNTAX',
+          `alias *${node.source} refers to no anchor defined before it`,
+          offsetOf(node),
+        );
+      if (expanding.has(target))
+        throw new BuildLimitError(
+          'YAML_ALIAS_LIMIT',
+          `alias *${node.source} refers to a value that contains it`,
+          offsetOf(node),
+        );
       expanding.add(target);
       try {
         return build(target, depth);
@@ -311,7 +333,11 @@ function buildValue(
       for (const pair of node.items) {
         const key = keyText(pair, depth, build);
         if (Object.prototype.hasOwnProperty.call(result, key)) {
-          report(offsetOf(pair.key), 'YAML_DUPLICATE_KEY', `the key "${key}" appears twice in the same mapping`);
+          report(
+            offsetOf(pair.key),
+            'YAML_DUPLICATE_KEY',
+            `the key "${key}" appears twice in the same mapping`,
+          );
           continue;
         }
         result[key] = build(pair.value, depth + 1);
@@ -341,7 +367,11 @@ function keyText(pair: Pair, depth: number, build: (node: unknown, depth: number
     const value = build(key, depth);
     if (value === null || typeof value !== 'object') return String(value);
   }
-  throw new BuildLimitError('YAML_SYNTAX', 'a mapping key must be a plain value (a name), not a list or a mapping', offsetOf(key));
+  throw new BuildLimitError(
+    'YAML_SYNTAX',
+    'a mapping key must be a plain value (a name), not a list or a mapping',
+    offsetOf(key),
+  );
 }
 
 function scalarKeyText(key: unknown): string | undefined {
@@ -381,7 +411,7 @@ function createSourceDocument(
       index = new Map();
       for (const pair of map.items) {
         const text = scalarKeyText(pair.key);
-        if (text !== undefined && !index.has(text) && isPair(pair)) index.set(text, pair as Pair);
+        if (text !== undefined && !index.has(text) && isPair(pair)) index.set(text, pair);
       }
       indexes.set(map, index);
     }

@@ -131,12 +131,14 @@ function pickBranch(outer: ErrorObject, branchErrors: ErrorObject[]): ErrorObjec
   const byBranch = new Map<number, ErrorObject[]>();
   branches.forEach((branch, i) => {
     const prefix = `${outer.schemaPath}/${i}/`;
-    const ref = typeof branch === 'object' && branch !== null ? (branch as { $ref?: unknown }).$ref : undefined;
+    const ref =
+      typeof branch === 'object' && branch !== null ? (branch as { $ref?: unknown }).$ref : undefined;
     const refPrefix = typeof ref === 'string' ? `${ref}/` : undefined;
     byBranch.set(
       i,
       branchErrors.filter(
-        (e) => e.schemaPath.startsWith(prefix) || (refPrefix !== undefined && e.schemaPath.startsWith(refPrefix)),
+        (e) =>
+          e.schemaPath.startsWith(prefix) || (refPrefix !== undefined && e.schemaPath.startsWith(refPrefix)),
       ),
     );
   });
@@ -156,7 +158,9 @@ function pickBranch(outer: ErrorObject, branchErrors: ErrorObject[]): ErrorObjec
     }
   }
   if (types.size === 0) return [outer];
-  return [{ ...outer, keyword: 'type', params: { type: [...types] }, message: `must be ${[...types].join(',')}` }];
+  return [
+    { ...outer, keyword: 'type', params: { type: [...types] }, message: `must be ${[...types].join(',')}` },
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,7 +177,8 @@ function toDiagnostic(error: ErrorObject, source: SourceDocument): Diagnostic {
     message: string,
     hint?: string,
     key = false,
-  ): Diagnostic => source.diagnosticAt(target, hint === undefined ? { code, message } : { code, message, hint }, { key });
+  ): Diagnostic =>
+    source.diagnosticAt(target, hint === undefined ? { code, message } : { code, message, hint }, { key });
 
   switch (error.keyword) {
     case 'additionalProperties': {
@@ -181,7 +186,11 @@ function toDiagnostic(error: ErrorObject, source: SourceDocument): Diagnostic {
       const allowed = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
       const guess = suggest(key, allowed);
       const message = `${where.ownerPrefix}unknown key \`${key}\`${where.field ? ` in \`${where.field}\`` : ''}`;
-      const hint = guess ? `did you mean \`${guess}\`?` : allowed.length > 0 ? `allowed keys: ${allowed.join(', ')}` : undefined;
+      const hint = guess
+        ? `did you mean \`${guess}\`?`
+        : allowed.length > 0
+          ? `allowed keys: ${allowed.join(', ')}`
+          : undefined;
       return at([...path, key], 'SCHEMA_UNKNOWN_KEY', message, hint, true);
     }
     case 'required': {
@@ -196,19 +205,37 @@ function toDiagnostic(error: ErrorObject, source: SourceDocument): Diagnostic {
       const declared = params.type;
       const types = Array.isArray(declared) ? declared.map(String) : [String(declared)];
       if (path.length === 0) {
-        return at(path, 'SCHEMA_TYPE', `the pipeline must be a mapping with keys such as \`name\` and \`tasks\`, got ${describeValue(data)}`);
+        return at(
+          path,
+          'SCHEMA_TYPE',
+          `the pipeline must be a mapping with keys such as \`name\` and \`tasks\`, got ${describeValue(data)}`,
+        );
       }
       const hint =
         path.length === 2 && path[0] === 'tasks' && data === null
           ? `write \`${String(path[1])}: {}\` for a task with no settings`
           : undefined;
-      return at(path, 'SCHEMA_TYPE', `${where.lead} must be ${typeWords(types)}, got ${describeValue(data)}`, hint);
+      return at(
+        path,
+        'SCHEMA_TYPE',
+        `${where.lead} must be ${typeWords(types)}, got ${describeValue(data)}`,
+        hint,
+      );
     }
     case 'enum':
     case 'const': {
-      const allowed = error.keyword === 'enum' ? ((params.allowedValues as unknown[] | undefined) ?? []) : [params.allowedValue];
+      const allowed =
+        error.keyword === 'enum'
+          ? ((params.allowedValues as unknown[] | undefined) ?? [])
+          : [params.allowedValue];
       const list = allowed.map((v) => `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``).join(', ');
-      const guess = typeof data === 'string' ? suggest(data, allowed.filter((v): v is string => typeof v === 'string')) : undefined;
+      const guess =
+        typeof data === 'string'
+          ? suggest(
+              data,
+              allowed.filter((v): v is string => typeof v === 'string'),
+            )
+          : undefined;
       const message =
         allowed.length === 1
           ? `${where.lead} must be ${list}, got ${describeValue(data)}`
@@ -221,12 +248,28 @@ function toDiagnostic(error: ErrorObject, source: SourceDocument): Diagnostic {
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum': {
-      const words = { minimum: 'at least', maximum: 'at most', exclusiveMinimum: 'more than', exclusiveMaximum: 'less than' };
-      return at(path, 'SCHEMA_RANGE', `${where.lead} must be ${words[error.keyword]} ${String(params.limit)}, got ${describeValue(data)}`);
+      const words = {
+        minimum: 'at least',
+        maximum: 'at most',
+        exclusiveMinimum: 'more than',
+        exclusiveMaximum: 'less than',
+      };
+      return at(
+        path,
+        'SCHEMA_RANGE',
+        `${where.lead} must be ${words[error.keyword]} ${String(params.limit)}, got ${describeValue(data)}`,
+      );
     }
     case 'minProperties':
-      if (path.length === 1 && path[0] === 'tasks') return at(path, 'SCHEMA_RANGE', '`tasks` must define at least one task', undefined, true);
-      return at(path, 'SCHEMA_RANGE', `${where.lead} must have at least ${String(params.limit)} key(s)`, undefined, true);
+      if (path.length === 1 && path[0] === 'tasks')
+        return at(path, 'SCHEMA_RANGE', '`tasks` must define at least one task', undefined, true);
+      return at(
+        path,
+        'SCHEMA_RANGE',
+        `${where.lead} must have at least ${String(params.limit)} key(s)`,
+        undefined,
+        true,
+      );
     case 'minItems':
       return at(path, 'SCHEMA_RANGE', `${where.lead} must have at least ${String(params.limit)} item(s)`);
     case 'minLength':
@@ -239,7 +282,11 @@ function toDiagnostic(error: ErrorObject, source: SourceDocument): Diagnostic {
       const i = Number(params.i);
       const j = Number(params.j);
       const item = Array.isArray(data) ? (data as unknown[])[Math.max(i, j)] : undefined;
-      return at([...path, Math.max(i, j)], 'SCHEMA_INVALID', `${where.lead} lists ${describeItem(item)} more than once`);
+      return at(
+        [...path, Math.max(i, j)],
+        'SCHEMA_INVALID',
+        `${where.lead} lists ${describeItem(item)} more than once`,
+      );
     }
     case 'oneOf':
     case 'anyOf':
@@ -249,7 +296,13 @@ function toDiagnostic(error: ErrorObject, source: SourceDocument): Diagnostic {
   }
 }
 
-type At = (target: DocPath, code: DiagnosticCode, message: string, hint?: string, key?: boolean) => Diagnostic;
+type At = (
+  target: DocPath,
+  code: DiagnosticCode,
+  message: string,
+  hint?: string,
+  key?: boolean,
+) => Diagnostic;
 
 function patternDiagnostic(error: ErrorObject, path: DocPath, where: PathWords, at: At): Diagnostic {
   const data: unknown = error.data;
@@ -257,7 +310,12 @@ function patternDiagnostic(error: ErrorObject, path: DocPath, where: PathWords, 
   if (error.propertyName !== undefined) {
     // A key that breaks a `propertyNames` rule: task and param names.
     const name = error.propertyName;
-    const kind = path.length === 1 && path[0] === 'tasks' ? 'task' : path.length === 1 && path[0] === 'params' ? 'param' : 'key';
+    const kind =
+      path.length === 1 && path[0] === 'tasks'
+        ? 'task'
+        : path.length === 1 && path[0] === 'params'
+          ? 'param'
+          : 'key';
     const fixed = slug(name, /[^A-Za-z0-9_-]+/g, '_');
     return at(
       [...path, name],
@@ -268,7 +326,12 @@ function patternDiagnostic(error: ErrorObject, path: DocPath, where: PathWords, 
     );
   }
   if (error.schemaPath.startsWith('#/$defs/duration/')) {
-    return at(path, 'DURATION_INVALID', `${where.lead} is not a duration: ${describeItem(data)}`, DURATION_HINT);
+    return at(
+      path,
+      'DURATION_INVALID',
+      `${where.lead} is not a duration: ${describeItem(data)}`,
+      DURATION_HINT,
+    );
   }
   if (path.length === 1 && path[0] === 'name') {
     const fixed = slug(String(data).toLowerCase(), /[^a-z0-9]+/g, '-');
@@ -280,7 +343,11 @@ function patternDiagnostic(error: ErrorObject, path: DocPath, where: PathWords, 
     );
   }
   if (path[0] === 'secrets') {
-    return at(path, 'SCHEMA_PATTERN', `${where.lead} must be an environment variable name (letters, digits and \`_\`, not starting with a digit), got ${describeItem(data)}`);
+    return at(
+      path,
+      'SCHEMA_PATTERN',
+      `${where.lead} must be an environment variable name (letters, digits and \`_\`, not starting with a digit), got ${describeItem(data)}`,
+    );
   }
   return at(path, 'SCHEMA_PATTERN', `${where.lead} must match /${pattern}/, got ${describeItem(data)}`);
 }
@@ -305,7 +372,10 @@ function toDocPath(instancePath: string, value: unknown): DocPath {
       current = (current as unknown[])[index];
     } else {
       path.push(segment);
-      current = typeof current === 'object' && current !== null ? (current as Record<string, unknown>)[segment] : undefined;
+      current =
+        typeof current === 'object' && current !== null
+          ? (current as Record<string, unknown>)[segment]
+          : undefined;
     }
   }
   return path;
@@ -347,28 +417,24 @@ const TYPE_WORDS: Record<string, string> = {
 
 function typeWords(types: readonly string[]): string {
   const words = types.map((t) => TYPE_WORDS[t] ?? t);
-  return words.length <= 1 ? (words[0] ?? 'valid') : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]!}`;
+  return words.length <= 1
+    ? (words[0] ?? 'valid')
+    : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]!}`;
 }
 
 function describeValue(value: unknown): string {
   if (value === null || value === undefined) return 'nothing (null)';
   if (Array.isArray(value)) return 'a list';
-  switch (typeof value) {
-    case 'string':
-      return `string ${describeItem(value)}`;
-    case 'number':
-      return `number ${String(value)}`;
-    case 'boolean':
-      return `boolean ${String(value)}`;
-    case 'object':
-      return 'a mapping';
-    default:
-      return typeof value;
-  }
+  if (typeof value === 'string') return `string ${describeItem(value)}`;
+  if (typeof value === 'number') return `number ${String(value)}`;
+  if (typeof value === 'boolean') return `boolean ${String(value)}`;
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value;
 }
 
 function describeItem(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'a list' : 'a mapping';
   return String(value);
 }

@@ -163,6 +163,57 @@ export interface LogQuery {
   limit?: number;
 }
 
+/** What the scheduler decided about one schedule time of one pipeline. */
+export type FireOutcome = 'ran' | 'skipped' | 'missed' | 'queued';
+
+/**
+ * One schedule time of one pipeline, recorded once: (pipeline, scheduledFor) is unique, and
+ * recording it is how a scheduler takes a fire, so two schedulers on one store never both act on it.
+ */
+export interface FireRecord {
+  pipeline: string;
+  /** The schedule time (ISO, UTC). */
+  scheduledFor: string;
+  outcome: FireOutcome;
+  /** Why it was skipped, missed or queued, in words; null when it ran. */
+  reason: string | null;
+  /** The run it started (or will start, when queued); null when none. */
+  runId: string | null;
+  recordedAt: string;
+}
+
+export interface FireQuery {
+  pipeline?: string;
+  /** Default 50. */
+  limit?: number;
+}
+
+export type RunRequestState = 'pending' | 'claimed' | 'done' | 'failed';
+
+/** A request to run a pipeline now (`weft trigger`), picked up by a scheduler polling the store. */
+export interface RunRequestRecord {
+  id: string;
+  pipeline: string;
+  /** Already checked against the pipeline's params by whoever asked. */
+  params: JsonObject;
+  state: RunRequestState;
+  requestedAt: string;
+  /** Who took it ("host:pid"). */
+  claimedBy: string | null;
+  claimedAt: string | null;
+  /** The run it became; null until then, or when it failed. */
+  runId: string | null;
+  error: ErrorInfo | null;
+  completedAt: string | null;
+}
+
+export interface NewRunRequest {
+  id: string;
+  pipeline: string;
+  params: JsonObject;
+  requestedAt: string;
+}
+
 export interface RunStore {
   /** "sqlite", "postgres", "memory". */
   readonly kind: string;
@@ -199,6 +250,32 @@ export interface RunStore {
   addHooks(hooks: readonly HookRecord[]): Promise<void>;
   updateHook(runId: string, key: string, patch: HookPatch): Promise<boolean>;
   getHooks(runId: string, states?: readonly HookState[]): Promise<HookRecord[]>;
+
+  /** Records a fire; returns false (and changes nothing) when (pipeline, scheduledFor) is recorded already. */
+  recordFire(fire: FireRecord): Promise<boolean>;
+  /** Newest schedule time first (then by pipeline). */
+  listFires(query?: FireQuery): Promise<FireRecord[]>;
+  /** The fire with the latest schedule time of a pipeline, or null. */
+  lastFire(pipeline: string): Promise<FireRecord | null>;
+
+  /** Stores a pending run request. Throws RUN_DUPLICATE when its id exists. */
+  requestRun(request: NewRunRequest): Promise<RunRequestRecord>;
+  /**
+   * Takes up to `limit` pending requests, oldest first, atomically marking them claimed by
+   * `owner` at `now` (ISO): a request is claimed once, whoever else asks at the same time.
+   */
+  claimRunRequests(limit: number, owner: string, now: string): Promise<RunRequestRecord[]>;
+  /**
+   * Closes a claimed request: `done` with the run it became, or `failed` with an error. Returns
+   * false when the request is unknown or not claimed.
+   */
+  completeRunRequest(
+    id: string,
+    runId: string | null,
+    error: ErrorInfo | null,
+    completedAt: string,
+  ): Promise<boolean>;
+  getRunRequest(id: string): Promise<RunRequestRecord | null>;
 
   /** Resolves once every write accepted so far is durable. */
   flush(): Promise<void>;

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_PIPELINE_BYTES, parsePipelineText, readPipelineFile } from '../../src/pipeline/load.js';
 
-const codes = (text: string) => parsePipelineText('p.yaml', text).diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`);
+const codes = (text: string) =>
+  parsePipelineText('p.yaml', text).diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`);
 
 function billionLaughs(): string {
   const lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
@@ -51,7 +52,9 @@ describe('parsePipelineText', () => {
 
   it('diagnosticAt builds a positioned diagnostic, error by default', () => {
     const { source } = parsePipelineText('p.yaml', 'name: demo\ntasks:\n  a: {}\n');
-    expect(source.diagnosticAt(['tasks', 'a'], { code: 'DEPENDENCY_SELF', message: 'm' }, { key: true })).toEqual({
+    expect(
+      source.diagnosticAt(['tasks', 'a'], { code: 'DEPENDENCY_SELF', message: 'm' }, { key: true }),
+    ).toEqual({
       code: 'DEPENDENCY_SELF',
       severity: 'error',
       message: 'm',
@@ -60,12 +63,20 @@ describe('parsePipelineText', () => {
       column: 3,
       path: ['tasks', 'a'],
     });
-    const warning = source.diagnosticAt(['name'], { code: 'SCHEMA_INVALID', message: 'w', severity: 'warning', hint: 'h' });
+    const warning = source.diagnosticAt(['name'], {
+      code: 'SCHEMA_INVALID',
+      message: 'w',
+      severity: 'warning',
+      hint: 'h',
+    });
     expect(warning).toMatchObject({ severity: 'warning', hint: 'h', line: 1, column: 7 });
   });
 
   it('keeps __proto__ and constructor as plain keys and never touches Object.prototype', () => {
-    const { source, diagnostics } = parsePipelineText('p.yaml', '__proto__: {polluted: 1}\nconstructor: {polluted: 2}\n');
+    const { source, diagnostics } = parsePipelineText(
+      'p.yaml',
+      '__proto__: {polluted: 1}\nconstructor: {polluted: 2}\n',
+    );
     expect(diagnostics).toEqual([]);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     const value = source.value as Record<string, unknown>;
@@ -76,7 +87,12 @@ describe('parsePipelineText', () => {
   });
 
   it('keeps core scalars and refuses other tags', () => {
-    expect(parsePipelineText('p.yaml', 'a: !!str 12\nb: 1.5\nc: ~\nd: true\n').source.value).toEqual({ a: '12', b: 1.5, c: null, d: true });
+    expect(parsePipelineText('p.yaml', 'a: !!str 12\nb: 1.5\nc: ~\nd: true\n').source.value).toEqual({
+      a: '12',
+      b: 1.5,
+      c: null,
+      d: true,
+    });
     expect(codes('a: !foo 1\n')).toEqual(['YAML_TAG 1:4']);
     expect(codes('a: !!binary aGVsbG8=\n')).toEqual(['YAML_TAG 1:4']);
     expect(codes('a: !!set {x}\n')).toEqual(['YAML_TAG 1:4']);
@@ -92,6 +108,22 @@ describe('parsePipelineText', () => {
   it('reports a duplicate key at the second key, also when yaml sees two types (1 and "1")', () => {
     expect(codes('a: 1\nb: 2\na: 3\n')).toEqual(['YAML_DUPLICATE_KEY 3:1']);
     expect(codes('1: x\n"1": y\n')).toEqual(['YAML_DUPLICATE_KEY 2:1']);
+  });
+
+  it('reports every duplicate key, not only the first', () => {
+    expect(codes('a: 1\na: 2\nb:\n  c: 1\n  c: 2\n')).toEqual([
+      'YAML_DUPLICATE_KEY 2:1',
+      'YAML_DUPLICATE_KEY 5:3',
+    ]);
+  });
+
+  it('keeps the value when yaml only warns, and reports the warning', () => {
+    const { source, diagnostics } = parsePipelineText('p.yaml', '%FOO bar\n---\na: 1\n');
+    expect(diagnostics.map((d) => `${d.code} ${d.severity} ${d.line}:${d.column}`)).toEqual([
+      'YAML_SYNTAX warning 1:1',
+    ]);
+    expect(diagnostics[0]!.message).toBe('unknown directive %FOO');
+    expect(source.value).toEqual({ a: 1 });
   });
 
   it('reports syntax errors and a second document', () => {
@@ -169,7 +201,9 @@ describe('readPipelineFile', () => {
 
   it('reports a missing file or a directory as FILE_UNREADABLE at 1:1', async () => {
     const missing = await readPipelineFile(join(dir, 'missing.yaml'));
-    expect(missing.diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`)).toEqual(['FILE_UNREADABLE 1:1']);
+    expect(missing.diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`)).toEqual([
+      'FILE_UNREADABLE 1:1',
+    ]);
     expect(missing.source.value).toBeUndefined();
     mkdirSync(join(dir, 'folder.yaml'));
     const folder = await readPipelineFile(join(dir, 'folder.yaml'));

@@ -38,7 +38,12 @@ describe('validatePipelineSchema', () => {
     ['time_out', 'timeout'],
   ])('unknown key `%s` is reported at the key with "did you mean `%s`?"', (key, guess) => {
     const d = only(task(`    handler: shell\n    ${key}: 1\n`));
-    expect(d).toMatchObject({ code: 'SCHEMA_UNKNOWN_KEY', line: 5, column: 5, path: ['tasks', 'extract', key] });
+    expect(d).toMatchObject({
+      code: 'SCHEMA_UNKNOWN_KEY',
+      line: 5,
+      column: 5,
+      path: ['tasks', 'extract', key],
+    });
     expect(d.message).toBe(`task "extract": unknown key \`${key}\``);
     expect(d.hint).toBe(`did you mean \`${guess}\`?`);
   });
@@ -59,14 +64,21 @@ describe('validatePipelineSchema', () => {
     expect(hook).toMatchObject({ code: 'SCHEMA_MISSING_KEY', line: 5, column: 9 });
     expect(hook.message).toBe('task "extract": `on_failure[0]` is missing required key `handler`');
     const param = only('name: demo\nparams:\n  env: { default: x }\ntasks:\n  a: {}\n');
-    expect(param).toMatchObject({ code: 'SCHEMA_MISSING_KEY', line: 3, column: 3, message: 'param "env" is missing required key `type`' });
+    expect(param).toMatchObject({
+      code: 'SCHEMA_MISSING_KEY',
+      line: 3,
+      column: 3,
+      message: 'param "env" is missing required key `type`',
+    });
   });
 
   it('wrong types name the field, the expected type and what was given', () => {
     const d = only(task('    retries: three\n'));
     expect(d).toMatchObject({ code: 'SCHEMA_TYPE', line: 4, column: 14 });
     expect(d.message).toBe('task "extract": `retries` must be an integer, got string "three"');
-    expect(only(task('    depends_on: 5\n')).message).toBe('task "extract": `depends_on` must be a string or a list, got number 5');
+    expect(only(task('    depends_on: 5\n')).message).toBe(
+      'task "extract": `depends_on` must be a string or a list, got number 5',
+    );
     expect(only(task('    jitter: yes\n')).code).toBe('SCHEMA_TYPE');
     expect(only('name: demo\ntasks: [a, b]\n').message).toBe('`tasks` must be a mapping, got a list');
     expect(only('just text\n').message).toMatch(/^the pipeline must be a mapping/);
@@ -74,16 +86,28 @@ describe('validatePipelineSchema', () => {
 
   it('a task with no body gets a hint', () => {
     const d = only('name: demo\ntasks:\n  a:\n');
-    expect(d).toMatchObject({ code: 'SCHEMA_TYPE', line: 3, column: 3, hint: 'write `a: {}` for a task with no settings' });
+    expect(d).toMatchObject({
+      code: 'SCHEMA_TYPE',
+      line: 3,
+      column: 3,
+      hint: 'write `a: {}` for a task with no settings',
+    });
   });
 
   it('enums list the allowed values and guess', () => {
     const d = only(task('    backoff: exponentail\n'));
-    expect(d).toMatchObject({ code: 'SCHEMA_ENUM', line: 4, column: 14, hint: 'did you mean `exponential`?' });
-    expect(d.message).toBe('task "extract": `backoff` must be one of `fixed`, `exponential`, got string "exponentail"');
-    expect(only('name: demo\nschedule: { cron: "* * * * *", overlap: never }\ntasks:\n  a: {}\n').message).toContain(
-      '`schedule.overlap` must be one of `skip`, `queue`, `allow`',
+    expect(d).toMatchObject({
+      code: 'SCHEMA_ENUM',
+      line: 4,
+      column: 14,
+      hint: 'did you mean `exponential`?',
+    });
+    expect(d.message).toBe(
+      'task "extract": `backoff` must be one of `fixed`, `exponential`, got string "exponentail"',
     );
+    expect(
+      only('name: demo\nschedule: { cron: "* * * * *", overlap: never }\ntasks:\n  a: {}\n').message,
+    ).toContain('`schedule.overlap` must be one of `skip`, `queue`, `allow`');
   });
 
   it('a bad duration is DURATION_INVALID with examples; a negative one is out of range', () => {
@@ -92,7 +116,10 @@ describe('validatePipelineSchema', () => {
     expect(d.message).toBe('task "extract": `timeout` is not a duration: "5 minutes"');
     expect(d.hint).toContain('"1h30m"');
     expect(only('name: demo\nretry_delay: "1h 30m"\ntasks:\n  a: {}\n').code).toBe('DURATION_INVALID');
-    expect(only(task('    retry_delay: -1\n'))).toMatchObject({ code: 'SCHEMA_RANGE', message: 'task "extract": `retry_delay` must be at least 0, got number -1' });
+    expect(only(task('    retry_delay: -1\n'))).toMatchObject({
+      code: 'SCHEMA_RANGE',
+      message: 'task "extract": `retry_delay` must be at least 0, got number -1',
+    });
     expect(only(task('    timeout: true\n')).code).toBe('SCHEMA_TYPE');
     for (const ok of ['250ms', '30s', '1h30m', '2d', '1.5s', '10', '0']) {
       expect(validate(task(`    timeout: "${ok}"\n`)).diagnostics).toEqual([]);
@@ -110,28 +137,54 @@ describe('validatePipelineSchema', () => {
   });
 
   it('ranges: integers >= 0 / >= 1, tasks not empty, non-empty strings', () => {
-    expect(only('name: demo\nconcurrency: 0\ntasks:\n  a: {}\n')).toMatchObject({ code: 'SCHEMA_RANGE', line: 2, column: 14 });
-    expect(only(task('    retries: -1\n'))).toMatchObject({ code: 'SCHEMA_RANGE', message: 'task "extract": `retries` must be at least 0, got number -1' });
-    expect(only('name: demo\ntasks: {}\n')).toMatchObject({ code: 'SCHEMA_RANGE', message: '`tasks` must define at least one task' });
+    expect(only('name: demo\nconcurrency: 0\ntasks:\n  a: {}\n')).toMatchObject({
+      code: 'SCHEMA_RANGE',
+      line: 2,
+      column: 14,
+    });
+    expect(only(task('    retries: -1\n'))).toMatchObject({
+      code: 'SCHEMA_RANGE',
+      message: 'task "extract": `retries` must be at least 0, got number -1',
+    });
+    expect(only('name: demo\ntasks: {}\n')).toMatchObject({
+      code: 'SCHEMA_RANGE',
+      message: '`tasks` must define at least one task',
+    });
     expect(only(task('    queue: ""\n')).code).toBe('SCHEMA_RANGE');
-    expect(only('name: demo\nschedule: { cron: "* * * * *", catchup_limit: 0 }\ntasks:\n  a: {}\n').code).toBe('SCHEMA_RANGE');
+    expect(
+      only('name: demo\nschedule: { cron: "* * * * *", catchup_limit: 0 }\ntasks:\n  a: {}\n').code,
+    ).toBe('SCHEMA_RANGE');
   });
 
   it('a task listed twice in depends_on points at the repeat', () => {
     const d = only(task('    depends_on: [a, b, a]\n'));
-    expect(d).toMatchObject({ code: 'SCHEMA_INVALID', line: 4, column: 24, path: ['tasks', 'extract', 'depends_on', 2] });
+    expect(d).toMatchObject({
+      code: 'SCHEMA_INVALID',
+      line: 4,
+      column: 24,
+      path: ['tasks', 'extract', 'depends_on', 2],
+    });
   });
 
-  it.each(['__proto__', 'constructor', 'prototype'])('task name %s is TASK_NAME_RESERVED at the key', (name) => {
-    const d = only(`name: demo\ntasks:\n  ok: {}\n  ${name}: {}\n`);
-    expect(d).toMatchObject({ code: 'TASK_NAME_RESERVED', line: 4, column: 3, path: ['tasks', name] });
-    expect(d.message).toContain(`"${name}"`);
-  });
+  it.each(['__proto__', 'constructor', 'prototype'])(
+    'task name %s is TASK_NAME_RESERVED at the key',
+    (name) => {
+      const d = only(`name: demo\ntasks:\n  ok: {}\n  ${name}: {}\n`);
+      expect(d).toMatchObject({ code: 'TASK_NAME_RESERVED', line: 4, column: 3, path: ['tasks', name] });
+      expect(d.message).toContain(`"${name}"`);
+    },
+  );
 
   it('reports one error for each wrong string-or-object value, never one per branch', () => {
-    expect(only('name: demo\nschedule: 5\ntasks:\n  a: {}\n').message).toBe('`schedule` must be a string or a mapping, got number 5');
-    expect(only('name: demo\non_success: [5]\ntasks:\n  a: {}\n').message).toBe('`on_success[0]` must be a string or a mapping, got number 5');
-    expect(only('name: demo\non_success: [{ handler: x, bad: 1 }]\ntasks:\n  a: {}\n').code).toBe('SCHEMA_UNKNOWN_KEY');
+    expect(only('name: demo\nschedule: 5\ntasks:\n  a: {}\n').message).toBe(
+      '`schedule` must be a string or a mapping, got number 5',
+    );
+    expect(only('name: demo\non_success: [5]\ntasks:\n  a: {}\n').message).toBe(
+      '`on_success[0]` must be a string or a mapping, got number 5',
+    );
+    expect(only('name: demo\non_success: [{ handler: x, bad: 1 }]\ntasks:\n  a: {}\n').code).toBe(
+      'SCHEMA_UNKNOWN_KEY',
+    );
   });
 
   it('reports every problem of a file in one pass, in order', () => {
@@ -176,9 +229,16 @@ describe('validatePipelineSchema', () => {
     delete (schema.$defs.hookObject as Record<string, unknown>).minLength;
     schema.$defs.hook = { oneOf: [{ type: 'string', minLength: 1 }, { $ref: '#/$defs/hookObject' }] };
     const check = createPipelineValidator(schema);
-    const run = (text: string) => check(parsePipelineText('p.yaml', text).source).diagnostics.map((d) => `${d.code} ${d.line}:${d.column} ${d.message}`);
-    expect(run(task('    timeout: 5 minutes\n'))).toEqual(['DURATION_INVALID 4:14 task "extract": `timeout` is not a duration: "5 minutes"']);
-    expect(run(task('    timeout: -3\n'))).toEqual(['SCHEMA_RANGE 4:14 task "extract": `timeout` must be at least 0, got number -3']);
+    const run = (text: string) =>
+      check(parsePipelineText('p.yaml', text).source).diagnostics.map(
+        (d) => `${d.code} ${d.line}:${d.column} ${d.message}`,
+      );
+    expect(run(task('    timeout: 5 minutes\n'))).toEqual([
+      'DURATION_INVALID 4:14 task "extract": `timeout` is not a duration: "5 minutes"',
+    ]);
+    expect(run(task('    timeout: -3\n'))).toEqual([
+      'SCHEMA_RANGE 4:14 task "extract": `timeout` must be at least 0, got number -3',
+    ]);
     expect(run(task('    timeout: true\n'))).toEqual([
       'SCHEMA_TYPE 4:14 task "extract": `timeout` must be a string or a number, got boolean true',
     ]);

@@ -3,7 +3,9 @@ import type { JsonObject, JsonValue } from '../../src/core/json.js';
 import { WeftError } from '../../src/errors.js';
 import type {
   AttemptRecord,
+  FireRecord,
   HookRecord,
+  NewRunRequest,
   LogRecord,
   NewRun,
   RunStore,
@@ -701,9 +703,125 @@ export function describeRunStoreConformance(name: string, factory: StoreFactory)
         await store.close();
       });
     });
+
+    describeFiresAndRequests(() => store);
   });
 }
 
 function wideTasks(width: number): [string, string[]][] {
   return Array.from({ length: width }, (_, i): [string, string[]] => [`t${i}`, []]);
+}
+
+// ---- fires and run requests (the scheduler's records) ------------------------------------------
+
+function fire(overrides: Partial<FireRecord> = {}): FireRecord {
+  return {
+    pipeline: 'demo',
+    scheduledFor: iso(60_000),
+    outcome: 'ran',
+    reason: null,
+    runId: 'r_fire',
+    recordedAt: iso(60_001),
+    ...overrides,
+  };
+}
+
+function describeFiresAndRequests(current: () => RunStore): void {
+  describe('fires', () => {
+    it('records a fire once per (pipeline, scheduledFor) and reads it back', async () => {
+      const store = current();
+      expect(await store.recordFire(fire())).toBe(true);
+      expect(await store.recordFire(fire({ outcome: 'skipped', reason: 'again', runId: null }))).toBe(false);
+      expect(await store.recordFire(fire({ pipeline: 'other' }))).toBe(true);
+      expect(await store.listFires({ pipeline: 'demo' })).toEqual([fire()]);
+    });
+
+    it('lets exactly one of two concurrent recordFire calls for one fire win', async () => {
+      const store = current();
+      const results = await Promise.all([
+        store.recordFire(fire({ runId: 'r_a' })),
+        store.recordFire(fire({ runId: 'r_b' })),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      const stored = await store.listFires();
+      expect(stored).toHaveLength(1);
+      expect(stored[0]!.runId).toBe(results[0] ? 'r_a' : 'r_b');
+    });
+
+    it('lists newest schedule time first, filtered and limited, and finds the last fire', async () => {
+      const store = current();
+      await store.recordFire(fire({ scheduledFor: iso(2 * 60_000), outcome: 'missed', reason: 'down', runId: null }));
+      await store.recordFire(fire({ scheduledFor: iso(60_000) }));
+      await store.recordFire(fire({ scheduledFor: iso(3 * 60_000), outcome: 'queued', reason: 'busy' }));
+      await store.recordFire(fire({ pipeline: 'b', scheduledFor: iso(9 * 60_000) }));
+      const demo = await store.listFires({ pipeline: 'demo' });
+      expect(demo.map((f) => f.scheduledFor)).toEqual([iso(180_000), iso(120_000), iso(60_000)]);
+      expect(demo[1]).toMatchObject({ outcome: 'missed', reason: 'down', runId: null });
+      expect((await store.listFires({ limit: 2 })).map((f) => f.pipeline)).toEqual(['b', 'demo']);
+      expect((await store.lastFire('demo'))?.scheduledFor).toBe(iso(180_000));
+      expect((await store.lastFire('b'))?.outcome).toBe('ran');
+      expect(await store.lastFire('none')).toBeNull();
+    });
+  });
+
+  describe('run requests', () => {
+    const request = (id: string, at: number): NewRunRequest => ({
+      id,
+      pipeline: 'demo',
+      params: { region: 'eu', n: 3 },
+      requestedAt: iso(at),
+    });
+
+    it('stores a pending request and refuses a second one with the same id', async () => {
+      const store = current();
+      const created = await store.requestRun(request('q_1', 1));
+      expect(created).toEqual({
+        id: 'q_1',
+        pipeline: 'demo',
+        params: { region: 'eu', n: 3 },
+        state: 'pending',
+        requestedAt: iso(1),
+        claimedBy: null,
+        claimedAt: null,
+        runId: null,
+        error: null,
+        completedAt: null,
+      });
+      expect(await store.getRunRequest('q_1')).toEqual(created);
+      await expectWeftError(store.requestRun(request('q_1', 2)), 'RUN_DUPLICATE');
+      expect(await store.getRunRequest('q_none')).toBeNull();
+    });
+
+    it('claims pending requests oldest first, each once, up to the limit', async () => {
+      const store = current();
+      await store.requestRun(request('q_b', 2));
+      await store.requestRun(request('q_a', 1));
+      await store.requestRun(request('q_c', 3));
+      const [first, second] = await Promise.all([
+        store.claimRunRequests(2, 'host:1', iso(10)),
+        store.claimRunRequests(2, 'host:2', iso(10)),
+      ]);
+      const ids = [...first!, ...second!].map((r) => r.id);
+      expect(ids.sort()).toEqual(['q_a', 'q_b', 'q_c']);
+      expect(first!.map((r) => r.id)).toEqual(['q_a', 'q_b']);
+      expect(first![0]).toMatchObject({ state: 'claimed', claimedBy: 'host:1', claimedAt: iso(10) });
+      expect(await store.claimRunRequests(10, 'host:3', iso(11))).toEqual([]);
+      expect((await store.getRunRequest('q_c'))?.claimedBy).toBe('host:2');
+    });
+
+    it('completes a claimed request as done or failed, once', async () => {
+      const store = current();
+      await store.requestRun(request('q_1', 1));
+      await store.requestRun(request('q_2', 2));
+      expect(await store.completeRunRequest('q_1', 'r_x', null, iso(5))).toBe(false);
+      await store.claimRunRequests(5, 'host:1', iso(3));
+      expect(await store.completeRunRequest('q_1', 'r_x', null, iso(5))).toBe(true);
+      expect(await store.completeRunRequest('q_1', 'r_y', null, iso(6))).toBe(false);
+      const error = { code: 'PIPELINE_NOT_FOUND', message: 'no pipeline "demo"' };
+      expect(await store.completeRunRequest('q_2', null, error, iso(7))).toBe(true);
+      expect(await store.getRunRequest('q_1')).toMatchObject({ state: 'done', runId: 'r_x', completedAt: iso(5) });
+      expect(await store.getRunRequest('q_2')).toMatchObject({ state: 'failed', runId: null, error });
+      expect(await store.completeRunRequest('q_none', 'r_z', null, iso(8))).toBe(false);
+    });
+  });
 }

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { collectList, collectParam, formatOption, withProjectOptions, withStoreOption } from '../options.js';
+import { UsageError } from '../../errors.js';
 import type { CommonOptions } from '../context.js';
 import type { CommandDeps } from './types.js';
 import { cancelCommand } from './cancel.js';
@@ -76,15 +77,21 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .addOption(paramOption())
         .option('--concurrency <n>', 'most tasks running at once (default: the pipeline’s concurrency)')
         .option('--dry-run', 'show the plan instead of running (same as weft plan)')
+        .addOption(
+          new Option('--fail <task>', 'with --dry-run: show what would happen if this task failed (repeatable)').argParser(
+            collectList,
+          ),
+        )
         .option('-q, --quiet', 'no progress output, only the exit code')
         .addOption(formatOption(['text', 'json'], 'text')),
     ),
   ).action(
-    action((pipeline: string, options: RunOptions & CommonOptions & { dryRun?: boolean }) =>
-      options.dryRun
-        ? planCommand(deps.context(options), pipeline, options)
-        : runCommand(deps.context(options), pipeline, options),
-    ),
+    action((pipeline: string, options: RunOptions & CommonOptions & { dryRun?: boolean; fail?: string[] }) => {
+      if (options.dryRun) return planCommand(deps.context(options), pipeline, options);
+      // A real run cannot pretend a task failed; saying so beats ignoring the flag.
+      if (options.fail) return Promise.reject(new UsageError('--fail only goes with --dry-run (or weft plan)'));
+      return runCommand(deps.context(options), pipeline, options);
+    }),
   );
 
   withStoreOption(
@@ -127,6 +134,7 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .description('finish an interrupted run, or re-run a failed run’s failed tasks and what follows them')
         .argument('<run-id>')
         .option('-t, --task <task>', 'only this task and everything downstream of it')
+        .option('-q, --quiet', 'no progress output, only the exit code')
         .addOption(formatOption(['text', 'json'], 'text')),
     ),
   ).action(

@@ -5,6 +5,7 @@ import { requireRun } from './runs.js';
 
 export interface ResumeOptions {
   task?: string;
+  quiet?: boolean;
   format: 'text' | 'json';
 }
 
@@ -16,6 +17,6 @@ export async function resumeCommand(ctx: CliContext, runId: string, options: Res
   const store = await ctx.recoveredStore();
   await requireRun(store, runId);
   const run = await prepareResume(store, runId, { now: Date.now(), ...(options.task ? { task: options.task } : {}) });
-  if (options.format !== 'json') ctx.io.stdout(`resuming run ${run.id} of ${run.pipeline}\n`);
-  return executeInForeground(ctx, store, run, { format: options.format });
+  if (options.format !== 'json' && !options.quiet) ctx.io.stdout(`resuming run ${run.id} of ${run.pipeline}\n`);
+  return executeInForeground(ctx, store, run, { format: options.format, ...(options.quiet ? { quiet: true } : {}) });
 }

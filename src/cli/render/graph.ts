@@ -40,8 +40,12 @@ export function renderMermaid(plan: Plan, states?: Record<string, string>): stri
   const lines = ['flowchart LR'];
   for (const name of plan.order) {
     const task = plan.tasks[name]!;
-    const label = task.handler === name ? name : `${name}<br/><small>${task.handler}</small>`;
-    lines.push(`  ${ids.get(name)}["${mermaidLabel(label)}"]`);
+    // Only the names are escaped: the <br/> and <small> are markup Mermaid must see as such.
+    const label =
+      task.handler === name
+        ? mermaidLabel(name)
+        : `${mermaidLabel(name)}<br/><small>${mermaidLabel(task.handler)}</small>`;
+    lines.push(`  ${ids.get(name)}["${label}"]`);
   }
   for (const name of plan.order) {
     for (const dep of plan.tasks[name]!.dependsOn) {

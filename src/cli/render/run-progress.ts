@@ -51,7 +51,8 @@ export function createPlainLines(io: CliIO, summariseSuccesses = false): RunProg
           if (!summariseSuccesses) line(`${event.task} ${c.green('succeeded')} in ${formatDuration(event.durationMs)}`);
           break;
         case 'task:retrying':
-          line(`${event.task} ${c.yellow('failed')} (attempt ${event.attempt - 1}): ${firstLine(event.error.message)}; retrying in ${formatDuration(event.delayMs)}`);
+          // event.attempt is the attempt that just failed; the next one starts after the delay.
+          line(`${event.task} ${c.yellow('failed')} (attempt ${event.attempt}): ${firstLine(event.error.message)}; retrying in ${formatDuration(event.delayMs)}`);
           break;
         case 'task:failed':
           line(`${event.task} ${c.red('failed')} after ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}: ${firstLine(event.error.message)}${event.continueOnError ? ' (continue_on_error)' : ''}`);
@@ -150,7 +151,7 @@ function createLiveList(io: CliIO, plan: Plan, alreadySucceeded: ReadonlySet<str
         case 'task:retrying':
           setTitle(
             event.task,
-            `${event.task} ${c.yellow(`↻ attempt ${event.attempt - 1} failed, retrying in ${formatDuration(event.delayMs)}`)} ${c.dim(firstLine(event.error.message))}`,
+            `${event.task} ${c.yellow(`↻ attempt ${event.attempt} failed, retrying in ${formatDuration(event.delayMs)}`)} ${c.dim(firstLine(event.error.message))}`,
           );
           break;
         case 'task:succeeded':

@@ -1,7 +1,12 @@
 import { WeftError } from '../../errors.js';
 import type { Plan } from '../../compile/plan.js';
+import type { ErrorInfo } from '../../errors.js';
 import type {
   AttemptCondition,
+  FireQuery,
+  FireRecord,
+  NewRunRequest,
+  RunRequestRecord,
   AttemptPatch,
   AttemptRecord,
   HookPatch,
@@ -59,6 +64,10 @@ function copyAttempt(record: AttemptRecord): AttemptRecord {
   return { ...record, error: cloneJson(record.error) };
 }
 
+function copyRequest(record: RunRequestRecord): RunRequestRecord {
+  return { ...record, params: toDict(cloneJson(record.params)), error: cloneJson(record.error) };
+}
+
 function copyHook(record: HookRecord): HookRecord {
   return { ...record, error: cloneJson(record.error) };
 }
@@ -106,6 +115,9 @@ export function createMemoryStore(): RunStore {
   /** "pipeline\0scheduledFor" -> run id. */
   const schedules = new Map<string, string>();
   const plans = new Map<string, Plan>();
+  /** "pipeline\0scheduledFor" -> fire. */
+  const fires = new Map<string, FireRecord>();
+  const requests = new Map<string, RunRequestRecord>();
   let seq = 0;
   let closed = false;
 
@@ -337,6 +349,83 @@ export function createMemoryStore(): RunStore {
       const list = [...found.hooks.values()].filter((h) => !states || states.includes(h.state));
       list.sort((a, b) => compareAsc(a.createdAt, b.createdAt) || compareAsc(a.key, b.key));
       return list.map(copyHook);
+    },
+
+    recordFire(fire: FireRecord): boolean {
+      open();
+      const key = `${fire.pipeline}\u0000${fire.scheduledFor}`;
+      if (fires.has(key)) return false;
+      fires.set(key, { ...fire });
+      return true;
+    },
+
+    listFires(query: FireQuery = {}): FireRecord[] {
+      open();
+      const list = [...fires.values()].filter((f) => query.pipeline === undefined || f.pipeline === query.pipeline);
+      list.sort((a, b) => compareDesc(a.scheduledFor, b.scheduledFor) || compareAsc(a.pipeline, b.pipeline));
+      return list.slice(0, query.limit ?? DEFAULT_LIMIT).map((f) => ({ ...f }));
+    },
+
+    lastFire(pipeline: string): FireRecord | null {
+      open();
+      let last: FireRecord | null = null;
+      for (const fire of fires.values()) {
+        if (fire.pipeline === pipeline && (last === null || fire.scheduledFor > last.scheduledFor)) last = fire;
+      }
+      return last ? { ...last } : null;
+    },
+
+    requestRun(request: NewRunRequest): RunRequestRecord {
+      open();
+      if (requests.has(request.id)) {
+        throw new WeftError('RUN_DUPLICATE', `a run request with id ${request.id} exists already`, {
+          retryable: false,
+        });
+      }
+      const record: RunRequestRecord = {
+        id: request.id,
+        pipeline: request.pipeline,
+        params: toDict(cloneJson(request.params)),
+        state: 'pending',
+        requestedAt: request.requestedAt,
+        claimedBy: null,
+        claimedAt: null,
+        runId: null,
+        error: null,
+        completedAt: null,
+      };
+      requests.set(request.id, record);
+      return copyRequest(record);
+    },
+
+    claimRunRequests(limit: number, owner: string, now: string): RunRequestRecord[] {
+      open();
+      const pending = [...requests.values()].filter((r) => r.state === 'pending');
+      pending.sort((a, b) => compareAsc(a.requestedAt, b.requestedAt) || compareAsc(a.id, b.id));
+      const claimed = pending.slice(0, Math.max(0, limit));
+      for (const request of claimed) {
+        request.state = 'claimed';
+        request.claimedBy = owner;
+        request.claimedAt = now;
+      }
+      return claimed.map(copyRequest);
+    },
+
+    completeRunRequest(id: string, runId: string | null, error: ErrorInfo | null, completedAt: string): boolean {
+      open();
+      const request = requests.get(id);
+      if (!request || request.state !== 'claimed') return false;
+      request.state = error === null && runId !== null ? 'done' : 'failed';
+      request.runId = runId;
+      request.error = cloneJson(error);
+      request.completedAt = completedAt;
+      return true;
+    },
+
+    getRunRequest(id: string): RunRequestRecord | null {
+      open();
+      const request = requests.get(id);
+      return request ? copyRequest(request) : null;
     },
 
     flush(): void {

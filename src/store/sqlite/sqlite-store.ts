@@ -7,6 +7,12 @@ import type { AttemptState, RunState, TaskState } from '../../core/states.js';
 import { WeftError, type ErrorInfo } from '../../errors.js';
 import type {
   AttemptCondition,
+  FireOutcome,
+  FireQuery,
+  FireRecord,
+  NewRunRequest,
+  RunRequestRecord,
+  RunRequestState,
   AttemptPatch,
   AttemptRecord,
   HookPatch,
@@ -118,6 +124,54 @@ interface HookRow {
   error: string | null;
   created_at: string;
   finished_at: string | null;
+}
+
+interface FireRow {
+  pipeline: string;
+  scheduled_for: string;
+  outcome: string;
+  reason: string | null;
+  run_id: string | null;
+  recorded_at: string;
+}
+
+interface RunRequestRow {
+  id: string;
+  pipeline: string;
+  params: string;
+  state: string;
+  requested_at: string;
+  claimed_by: string | null;
+  claimed_at: string | null;
+  run_id: string | null;
+  error: string | null;
+  completed_at: string | null;
+}
+
+function toFire(row: FireRow): FireRecord {
+  return {
+    pipeline: row.pipeline,
+    scheduledFor: row.scheduled_for,
+    outcome: row.outcome as FireOutcome,
+    reason: row.reason,
+    runId: row.run_id,
+    recordedAt: row.recorded_at,
+  };
+}
+
+function toRunRequest(row: RunRequestRow): RunRequestRecord {
+  return {
+    id: row.id,
+    pipeline: row.pipeline,
+    params: parseParams(row.params),
+    state: row.state as RunRequestState,
+    requestedAt: row.requested_at,
+    claimedBy: row.claimed_by,
+    claimedAt: row.claimed_at,
+    runId: row.run_id,
+    error: parseJsonColumn<ErrorInfo>(row.error),
+    completedAt: row.completed_at,
+  };
 }
 
 type Encoder = (value: unknown) => string | number | null;
@@ -677,6 +731,109 @@ class SqliteRunStore implements RunStore {
           finishedAt: row.finished_at,
         }),
       );
+    });
+  }
+
+  // ---- fires and run requests ------------------------------------------------------------------
+
+  recordFire(fire: FireRecord): Promise<boolean> {
+    const values = [fire.pipeline, fire.scheduledFor, fire.outcome, fire.reason, fire.runId, fire.recordedAt];
+    return this.#write(
+      () =>
+        this.#statement(
+          `INSERT INTO fires (pipeline, scheduled_for, outcome, reason, run_id, recorded_at)
+           VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pipeline, scheduled_for) DO NOTHING`,
+        ).run(...values).changes > 0,
+    );
+  }
+
+  listFires(query: FireQuery = {}): Promise<FireRecord[]> {
+    return this.#read(() => {
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      const rows = (
+        query.pipeline === undefined
+          ? this.#statement('SELECT * FROM fires ORDER BY scheduled_for DESC, pipeline LIMIT ?').all(limit)
+          : this.#statement('SELECT * FROM fires WHERE pipeline = ? ORDER BY scheduled_for DESC LIMIT ?').all(
+              query.pipeline,
+              limit,
+            )
+      ) as FireRow[];
+      return rows.map(toFire);
+    });
+  }
+
+  lastFire(pipeline: string): Promise<FireRecord | null> {
+    return this.#read(() => {
+      const row = this.#statement(
+        'SELECT * FROM fires WHERE pipeline = ? ORDER BY scheduled_for DESC LIMIT 1',
+      ).get(pipeline) as FireRow | undefined;
+      return row ? toFire(row) : null;
+    });
+  }
+
+  requestRun(request: NewRunRequest): Promise<RunRequestRecord> {
+    const paramsText = JSON.stringify(request.params);
+    return this.#write(() => {
+      const result = this.#statement(
+        `INSERT INTO run_requests (id, pipeline, params, state, requested_at)
+         VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (id) DO NOTHING`,
+      ).run(request.id, request.pipeline, paramsText, request.requestedAt);
+      if (result.changes === 0) {
+        throw new WeftError('RUN_DUPLICATE', `a run request with id ${request.id} exists already`, {
+          retryable: false,
+        });
+      }
+      return toRunRequest({
+        id: request.id,
+        pipeline: request.pipeline,
+        params: paramsText,
+        state: 'pending',
+        requested_at: request.requestedAt,
+        claimed_by: null,
+        claimed_at: null,
+        run_id: null,
+        error: null,
+        completed_at: null,
+      });
+    });
+  }
+
+  claimRunRequests(limit: number, owner: string, now: string): Promise<RunRequestRecord[]> {
+    // One UPDATE inside the batch's BEGIN IMMEDIATE: another process claiming at the same time
+    // waits for the lock, then finds these no longer pending.
+    return this.#write(() => {
+      const rows = this.#statement(
+        `UPDATE run_requests SET state = 'claimed', claimed_by = ?, claimed_at = ?
+         WHERE id IN (SELECT id FROM run_requests WHERE state = 'pending' ORDER BY requested_at, id LIMIT ?)
+         RETURNING *`,
+      ).all(owner, now, Math.max(0, Math.floor(limit))) as RunRequestRow[];
+      // RETURNING has no order of its own.
+      rows.sort((a, b) => (a.requested_at < b.requested_at ? -1 : a.requested_at > b.requested_at ? 1 : a.id < b.id ? -1 : 1));
+      return rows.map(toRunRequest);
+    });
+  }
+
+  completeRunRequest(
+    id: string,
+    runId: string | null,
+    error: ErrorInfo | null,
+    completedAt: string,
+  ): Promise<boolean> {
+    const state: RunRequestState = error === null && runId !== null ? 'done' : 'failed';
+    const values = [state, runId, asJson(error), completedAt, id];
+    return this.#write(
+      () =>
+        this.#statement(
+          `UPDATE run_requests SET state = ?, run_id = ?, error = ?, completed_at = ?
+           WHERE id = ? AND state = 'claimed'`,
+        ).run(...values).changes > 0,
+    );
+  }
+
+  getRunRequest(id: string): Promise<RunRequestRecord | null> {
+    return this.#read(() => {
+      const row = this.#statement('SELECT * FROM run_requests WHERE id = ?').get(id) as RunRequestRow | undefined;
+      return row ? toRunRequest(row) : null;
     });
   }
 

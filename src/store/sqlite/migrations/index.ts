@@ -1,4 +1,5 @@
 import { migration001 } from './001-initial.js';
+import { migration002 } from './002-schedule.js';
 
 export interface Migration {
   /** 1, 2, 3 … with no gaps: a store's schema version is the highest one applied. */
@@ -8,4 +9,7 @@ export interface Migration {
 }
 
 /** Every migration, in order. Append only. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: migration001 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sql: migration001 },
+  { version: 2, name: 'schedule', sql: migration002 },
+];

@@ -1,0 +1,13 @@
+import { migration001 } from './001-initial.js';
+
+export interface PostgresMigration {
+  /** 1, 2, 3 … with no gaps: a database's schema version is the highest one applied. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Every migration, in order. Append only. */
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  { version: 1, name: 'initial', sql: migration001 },
+];
