@@ -62,6 +62,9 @@ export interface DescribeContext {
   task: string;
 }
 
+/** A server a handler talks to (see `Handler.services`). */
+export type ServiceName = 'redis' | 'postgres';
+
 export interface Handler<Args = JsonValue> {
   /** Dotted namespaces allowed: `notify.webhook`. */
   name: string;
@@ -73,6 +76,11 @@ export interface Handler<Args = JsonValue> {
    * such a string is quoted as one shell word, so a parameter can never inject shell syntax.
    */
   shellQuoted?: readonly string[];
+  /**
+   * External services every call needs, so `weft check` can tell which pipelines depend on which
+   * server before anything runs. Omitted: none.
+   */
+  services?: readonly ServiceName[];
   /** One line saying what the handler would do with these arguments (shown by `weft plan`). */
   describe?: (args: Args, ctx: DescribeContext) => string;
   /** Its return value is the task's output: it must be JSON-serialisable. */

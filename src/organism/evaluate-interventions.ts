@@ -203,6 +203,7 @@ const reasonSchema = {
 
 export const evaluateInterventionsHandler: Handler<EvaluateInterventionsArgs> = {
   name: 'organism.evaluate_interventions',
+  services: ['postgres'],
   description: 'Turns the newest metrics into proposed interventions, never proposing an open one twice.',
   args: {
     type: 'object',

@@ -193,6 +193,7 @@ export async function fetchInteractions(
 
 export const fetchInteractionsHandler: Handler<FetchInteractionsArgs> = {
   name: 'organism.fetch_interactions',
+  services: ['redis'],
   description:
     'Reads a batch of interactions from a Redis stream consumer group: reclaims stale pending entries, ' +
     'reads new ones, dead-letters malformed or over-delivered entries.',

@@ -25,6 +25,7 @@ export function quoteViewName(name: string): string {
 
 export const refreshMaterializedViewsHandler: Handler<RefreshViewsArgs> = {
   name: 'organism.refresh_materialized_views',
+  services: ['postgres'],
   description: 'REFRESH MATERIALIZED VIEW CONCURRENTLY for each view, so readers are never blocked.',
   args: {
     type: 'object',

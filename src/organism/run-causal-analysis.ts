@@ -124,6 +124,7 @@ async function insertStaging(
 
 export const runCausalAnalysisHandler: Handler<RunCausalAnalysisArgs> = {
   name: 'organism.run_causal_analysis',
+  services: ['postgres'],
   description:
     'Rebuilds the interaction graph from PostgreSQL and computes degree, PageRank, betweenness, clustering, ' +
     'communities and lagged (Granger-style) influence between connected people; stages the metrics for store_metrics.',

@@ -60,6 +60,7 @@ export async function storeMetrics(args: StoreMetricsArgs, ctx: HandlerContext):
 
 export const storeMetricsHandler: Handler<StoreMetricsArgs> = {
   name: 'organism.store_metrics',
+  services: ['postgres'],
   description:
     "Writes the staged analysis into organism_metrics at the run's scheduled time, replacing any earlier rows of that time.",
   args: {

@@ -286,6 +286,7 @@ async function pruneLedger(
 
 export const updateGraphIncrementalHandler: Handler<UpdateGraphArgs> = {
   name: 'organism.update_graph_incremental',
+  services: ['redis', 'postgres'],
   description:
     'Applies a batch of interactions to the PostgreSQL graph in one transaction, exactly once, then acknowledges it.',
   args: {

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { Diagnostic, DiagnosticCode, DocPath } from '../errors.js';
-import { loadPipelineSchema, type JsonSchema } from './schema.js';
+import { loadPipelineSchema, PIPELINE_SCHEMA_URL, type JsonSchema } from './schema.js';
 import type { SourceDocument } from './source.js';
 import type { PipelineSpec } from './spec.js';
 import { suggest } from './suggest.js';
@@ -25,8 +28,24 @@ let defaultValidator: ((source: SourceDocument) => SchemaValidation) | undefined
  * (`value` undefined) gets no diagnostics here: the loader already reported why.
  */
 export function validatePipelineSchema(source: SourceDocument): SchemaValidation {
-  defaultValidator ??= createPipelineValidator(loadPipelineSchema());
+  defaultValidator ??= precompiledValidator() ?? createPipelineValidator(loadPipelineSchema());
   return defaultValidator(source);
+}
+
+/**
+ * The validator `npm run build` compiled ahead of time (scripts/build-validators.mjs), when it was
+ * made from the schema on disk now; null otherwise (running from src/, or a stale build).
+ */
+function precompiledValidator(): ((source: SourceDocument) => SchemaValidation) | null {
+  try {
+    const require = createRequire(import.meta.url);
+    const generated = require('./pipeline-validator.generated.cjs') as ValidateFunction & { schemaHash?: string };
+    const text = readFileSync(PIPELINE_SCHEMA_URL, 'utf8');
+    if (generated.schemaHash !== createHash('sha256').update(text).digest('hex')) return null;
+    return (source) => runValidation(generated, source);
+  } catch {
+    return null;
+  }
 }
 
 /** A validator for a given pipeline schema (e.g. one merged with handler argument schemas). */

@@ -1,6 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
-import { WeftError } from '../errors.js';
 import { createMemoryStore } from './memory/memory-store.js';
+import { redactUrl } from './postgres/url.js';
 import type { RunStore } from './run-store.js';
 import { createSqliteStore } from './sqlite/sqlite-store.js';
 
@@ -8,7 +8,7 @@ import { createSqliteStore } from './sqlite/sqlite-store.js';
  * Where runs are stored, as the user says it (`--store`, WEFT_STORE, the config's `store`):
  *  - nothing: `<cwd>/.weft/weft.db`, the embedded SQLite default;
  *  - `:memory:`: in memory, for one process;
- *  - `postgres://…` / `postgresql://…`: PostgreSQL (not available yet);
+ *  - `postgres://…` / `postgresql://…`: PostgreSQL (migrated on open unless `readonly`);
  *  - anything else: a SQLite file path, relative to cwd.
  */
 
@@ -21,7 +21,10 @@ export type StoreTarget =
 
 export interface OpenStoreOptions {
   cwd: string;
-  /** Open an existing SQLite file for reading only (no migrations, writes fail). */
+  /**
+   * Open an existing store without migrating it: a SQLite file for reading only (writes fail); a
+   * PostgreSQL database whose schema must already be current.
+   */
   readonly?: boolean;
 }
 
@@ -46,38 +49,20 @@ export function describeStoreLocation(spec: string | undefined, options: { cwd: 
   }
 }
 
-/** A URL with its password replaced by `***` (what may appear in messages and logs). */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    // Not parseable: hide everything between "://" and "@", where a password would be.
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
-}
+export { redactUrl };
 
 /** Opens the store a spec points at (see above); rejects with CONFIG_INVALID or STORE_FAILED. */
-export function openStore(spec: string | undefined, options: OpenStoreOptions): Promise<RunStore> {
-  try {
-    return Promise.resolve(openTarget(resolveStoreSpec(spec, options), options));
-  } catch (error) {
-    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-  }
-}
-
-// Synchronous for now: opening SQLite is; the PostgreSQL adapter will make this async.
-function openTarget(target: StoreTarget, options: OpenStoreOptions): RunStore {
+export async function openStore(spec: string | undefined, options: OpenStoreOptions): Promise<RunStore> {
+  const target = resolveStoreSpec(spec, options);
   switch (target.kind) {
     case 'memory':
       return createMemoryStore();
     case 'sqlite':
       return createSqliteStore(target.path, { readonly: options.readonly ?? false });
-    case 'postgres':
-      throw new WeftError('CONFIG_INVALID', 'the PostgreSQL store is not available yet', {
-        retryable: false,
-        hint: `use a SQLite file (the default, .weft/weft.db) instead of ${redactUrl(target.url)}`,
-      });
+    case 'postgres': {
+      // Loaded on demand: most commands never touch PostgreSQL and need not load its client.
+      const { createPostgresStore } = await import('./postgres/postgres-store.js');
+      return createPostgresStore(target.url, { migrate: !(options.readonly ?? false) });
+    }
   }
 }

@@ -1,0 +1,657 @@
+import type pg from 'pg';
+import type { Plan } from '../../compile/plan.js';
+import type { JsonValue } from '../../core/json.js';
+import type { AttemptState, RunState, TaskState } from '../../core/states.js';
+import { WeftError, type ErrorInfo } from '../../errors.js';
+import { hashPlanText, parseJsonColumn, parseParams, parsePlan } from '../memory/json-codec.js';
+import { redactUrl } from './url.js';
+import type {
+  AttemptCondition,
+  AttemptPatch,
+  AttemptRecord,
+  HookPatch,
+  HookRecord,
+  HookState,
+  LogQuery,
+  LogRecord,
+  NewRun,
+  RunCondition,
+  RunPatch,
+  RunQuery,
+  RunRecord,
+  RunStore,
+  RunTrigger,
+  TaskRunCondition,
+  TaskRunPatch,
+  TaskRunRecord,
+} from '../run-store.js';
+import { checkPostgresSchema, migratePostgres } from './migrate.js';
+import { createStorePool } from './pool.js';
+import {
+  ATTEMPT_COLUMNS,
+  type Column,
+  type ConditionKind,
+  createRunExecutor,
+  type CreateRunPayload,
+  encodeValue,
+  HOOK_COLUMNS,
+  insertAttempts,
+  insertHooks,
+  insertLogs,
+  prepared,
+  RUN_COLUMNS,
+  type SqlValue,
+  TASK_RUN_COLUMNS,
+  updateExecutor,
+} from './statements.js';
+import { type BatchWrite, type GroupExecutor, PgWriteQueue, sqlState } from './write-batch.js';
+
+/**
+ * The distributed RunStore: PostgreSQL through a `pg` pool, with group commit (write-batch.ts) so
+ * that the many small writes of a run cost few transactions, and fenced updates that are single
+ * statements with their condition in the WHERE, so they hold across processes.
+ */
+
+export interface PostgresStoreOptions {
+  /** Keep weft's tables in this schema (created when missing) instead of the search_path's first. */
+  schema?: string;
+  /** Connections at most. Default 4. */
+  poolSize?: number;
+  /** Apply pending migrations when opening (default true); when false, the schema must be current. */
+  migrate?: boolean;
+}
+
+const DEFAULT_LIMIT = 50;
+const PLAN_CACHE_SIZE = 16;
+/** Advisory lock class of log appends (the migration lock is 0x77656674). */
+const LOG_LOCK = 0x77656675;
+
+interface RunRow {
+  id: string;
+  pipeline: string;
+  state: string;
+  params: string;
+  plan_hash: string;
+  trigger: string;
+  scheduled_for: string | null;
+  attempt: number;
+  owner: string | null;
+  heartbeat_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  next_attempt_at: string | null;
+  error: string | null;
+  cancel_requested: boolean;
+}
+
+interface TaskRunRow {
+  run_id: string;
+  task: string;
+  state: string;
+  attempts: number;
+  output: string | null;
+  error: string | null;
+  reason: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  next_attempt_at: string | null;
+}
+
+interface AttemptRow {
+  run_id: string;
+  task: string;
+  attempt: number;
+  state: string;
+  delay_ms: number;
+  started_at: string;
+  finished_at: string | null;
+  error: string | null;
+  worker: string | null;
+  pid: number | null;
+}
+
+interface LogRow {
+  seq: number;
+  run_id: string;
+  task: string | null;
+  attempt: number | null;
+  ts: string;
+  level: string;
+  message: Buffer;
+}
+
+interface HookRow {
+  run_id: string;
+  key: string;
+  event: string;
+  task: string | null;
+  handler: string;
+  state: string;
+  error: string | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+const RUN_FIELDS = `id, pipeline, state, params, plan_hash, trigger, scheduled_for, attempt, owner, heartbeat_at,
+  created_at, started_at, finished_at, next_attempt_at, error, cancel_requested`;
+
+function storeError(location: string, doing: string, cause: unknown): WeftError {
+  const detail = cause instanceof Error ? cause.message : String(cause);
+  const code = sqlState(cause);
+  const unreachable = code === undefined || code.startsWith('08') || code === '57P03';
+  return new WeftError('STORE_FAILED', `${doing} the PostgreSQL store ${location}: ${detail}`, {
+    cause,
+    ...(unreachable && !(cause instanceof WeftError)
+      ? { hint: 'check that PostgreSQL is running and that the URL (host, port, database, user) is right' }
+      : {}),
+  });
+}
+
+function closedError(location: string): WeftError {
+  return new WeftError('STORE_FAILED', `the store ${location} is closed`);
+}
+
+/**
+ * Opens (and by default migrates) a PostgreSQL store. Rejects with STORE_FAILED when the database
+ * cannot be reached or was written by a newer weft.
+ */
+export async function createPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<RunStore> {
+  const location = redactUrl(url);
+  let pool: pg.Pool;
+  try {
+    pool = createStorePool(url, {
+      ...(options.schema !== undefined ? { schema: options.schema } : {}),
+      ...(options.poolSize !== undefined ? { poolSize: options.poolSize } : {}),
+    });
+  } catch (error) {
+    throw storeError(location, 'cannot open', error);
+  }
+  try {
+    if (options.migrate ?? true) {
+      await migratePostgres(pool, {
+        location,
+        ...(options.schema !== undefined ? { schema: options.schema } : {}),
+      });
+    } else {
+      await checkPostgresSchema(pool, location);
+    }
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    if (error instanceof WeftError) throw error;
+    throw storeError(location, 'cannot open', error);
+  }
+  return new PostgresRunStore(pool, location);
+}
+
+class PostgresRunStore implements RunStore {
+  readonly kind = 'postgres';
+  readonly location: string;
+  readonly #pool: pg.Pool;
+  readonly #queue: PgWriteQueue;
+  /** Parsed, frozen plans by hash: shared by every record of runs of the same plan. */
+  readonly #plans = new Map<string, Plan>();
+  /** The JSON text and hash of plans seen before (frozen, so they cannot have changed since). */
+  readonly #planTexts = new WeakMap<Plan, { text: string; hash: string }>();
+  /** Hashes of plans known to be committed: creating another run of one does not send it again. */
+  readonly #storedPlans = new Set<string>();
+  readonly #updates = new Map<string, GroupExecutor>();
+  #closed = false;
+
+  constructor(pool: pg.Pool, location: string) {
+    this.#pool = pool;
+    this.location = location;
+    this.#queue = new PgWriteQueue(pool, {
+      mapBatchError: (error) =>
+        error instanceof WeftError ? error : storeError(location, 'cannot commit to', error),
+      logLockSql: `SELECT pg_advisory_xact_lock(${LOG_LOCK}, hashtext(current_setting('search_path')))`,
+    });
+  }
+
+  /** Transactions committed by this store so far (one per batch of writes). */
+  get commits(): number {
+    return this.#queue.commits;
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  #write<T>(write: BatchWrite): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError(this.location));
+    return this.#queue.enqueue(write) as Promise<T>;
+  }
+
+  /** Reads see every write issued before them: they wait for those writes to commit first. */
+  async #read<T>(query: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw closedError(this.location);
+    // A failed batch has rejected its own writes; the read still answers from what is committed.
+    await this.#queue.settled();
+    try {
+      return await query();
+    } catch (error) {
+      throw error instanceof WeftError ? error : storeError(this.location, 'cannot read from', error);
+    }
+  }
+
+  async #rows<R extends pg.QueryResultRow>(text: string, values: readonly unknown[]): Promise<R[]> {
+    return (await this.#pool.query<R>(prepared(text, values))).rows;
+  }
+
+  /** A fenced update: merged with the other updates of the same shape in its batch. */
+  #update(
+    table: string,
+    keys: readonly [Column, SqlValue][],
+    columns: Record<string, Column>,
+    patch: object,
+    conditions: readonly [ConditionKind, SqlValue][],
+  ): Promise<boolean> {
+    const set: Column[] = [];
+    const values: SqlValue[] = keys.map(([, value]) => value);
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined || !Object.hasOwn(columns, key)) continue;
+      const column = columns[key]!;
+      set.push(column);
+      values.push(encodeValue(column.type, value));
+    }
+    for (const [, value] of conditions) values.push(value);
+    const shape = {
+      table,
+      keys: keys.map(([column]) => column),
+      set,
+      conditions: conditions.map(([kind]) => kind),
+    };
+    const group = `update:${table}:${set.map((c) => c.column).join(',')}:${shape.conditions.join(',')}`;
+    let execute = this.#updates.get(group);
+    if (!execute) {
+      execute = updateExecutor(shape);
+      this.#updates.set(group, execute);
+    }
+    const rowKey = [table, ...keys.map(([, value]) => String(value))].join('\u0000');
+    return this.#write<boolean>({ group, execute, payload: values, keys: [rowKey] });
+  }
+
+  #cachePlan(hash: string, text: string): Plan {
+    let plan = this.#plans.get(hash);
+    if (plan) {
+      // Keep recently used plans at the end of the map: the oldest entry is evicted first.
+      this.#plans.delete(hash);
+    } else {
+      plan = parsePlan(text);
+      this.#planTexts.set(plan, { text, hash });
+    }
+    this.#plans.set(hash, plan);
+    if (this.#plans.size > PLAN_CACHE_SIZE) this.#plans.delete(this.#plans.keys().next().value!);
+    return plan;
+  }
+
+  /** The plans of these runs, from the cache or in one query. */
+  async #plansFor(hashes: readonly string[]): Promise<Map<string, Plan>> {
+    const found = new Map<string, Plan>();
+    const missing: string[] = [];
+    for (const hash of new Set(hashes)) {
+      const plan = this.#plans.get(hash);
+      if (plan) found.set(hash, plan);
+      else missing.push(hash);
+    }
+    if (missing.length > 0) {
+      const rows = await this.#rows<{ hash: string; plan: string }>(
+        'SELECT hash, plan FROM plans WHERE hash = ANY ($1::text[])',
+        [missing],
+      );
+      for (const row of rows) {
+        found.set(row.hash, this.#cachePlan(row.hash, row.plan));
+        this.#storedPlans.add(row.hash);
+      }
+    }
+    for (const hash of hashes) {
+      if (!found.has(hash)) throw new WeftError('STORE_FAILED', `${this.location}: plan ${hash} is missing`);
+    }
+    return found;
+  }
+
+  async #toRuns(rows: readonly RunRow[]): Promise<RunRecord[]> {
+    const plans = await this.#plansFor(rows.map((row) => row.plan_hash));
+    return rows.map(
+      (row): RunRecord => ({
+        id: row.id,
+        pipeline: row.pipeline,
+        state: row.state as RunState,
+        params: parseParams(row.params),
+        plan: plans.get(row.plan_hash)!,
+        planHash: row.plan_hash,
+        trigger: row.trigger as RunTrigger,
+        scheduledFor: row.scheduled_for,
+        attempt: row.attempt,
+        owner: row.owner,
+        heartbeatAt: row.heartbeat_at,
+        createdAt: row.created_at,
+        startedAt: row.started_at,
+        finishedAt: row.finished_at,
+        nextAttemptAt: row.next_attempt_at,
+        error: parseJsonColumn<ErrorInfo>(row.error),
+        cancelRequested: row.cancel_requested,
+      }),
+    );
+  }
+
+  // ---- runs -------------------------------------------------------------------------------------
+
+  createRun(run: NewRun): Promise<RunRecord> {
+    let known = this.#planTexts.get(run.plan);
+    if (!known || !Object.isFrozen(run.plan)) {
+      const text = JSON.stringify(run.plan);
+      known = { text, hash: hashPlanText(text) };
+    }
+    const { text: planText, hash: planHash } = known;
+    // Copied now: the caller may change its objects before the batch runs.
+    const paramsText = JSON.stringify(run.params);
+    const payload: CreateRunPayload = {
+      planHash,
+      planText: this.#storedPlans.has(planHash) ? null : planText,
+      id: run.id,
+      pipeline: run.pipeline,
+      state: run.state,
+      paramsText,
+      trigger: run.trigger,
+      scheduledFor: run.scheduledFor,
+      owner: run.owner,
+      createdAt: run.createdAt,
+      order: [...run.plan.order],
+    };
+    return this.#write({
+      group: 'createRun',
+      execute: createRunExecutor,
+      payload,
+      keys: [],
+      barrier: true,
+    }).then((): RunRecord => {
+      this.#storedPlans.add(planHash);
+      return {
+        id: run.id,
+        pipeline: run.pipeline,
+        state: run.state,
+        params: parseParams(paramsText),
+        plan: this.#cachePlan(planHash, planText),
+        planHash,
+        trigger: run.trigger,
+        scheduledFor: run.scheduledFor,
+        attempt: 1,
+        owner: run.owner,
+        heartbeatAt: null,
+        createdAt: run.createdAt,
+        startedAt: null,
+        finishedAt: null,
+        nextAttemptAt: null,
+        error: null,
+        cancelRequested: false,
+      };
+    });
+  }
+
+  getRun(id: string): Promise<RunRecord | null> {
+    return this.#read(async () => {
+      const rows = await this.#rows<RunRow>(`SELECT ${RUN_FIELDS} FROM runs WHERE id = $1`, [id]);
+      return rows.length > 0 ? (await this.#toRuns(rows))[0]! : null;
+    });
+  }
+
+  listRuns(query: RunQuery = {}): Promise<RunRecord[]> {
+    return this.#read(async () => {
+      const where: string[] = [];
+      const values: unknown[] = [];
+      if (query.pipeline !== undefined) {
+        values.push(query.pipeline);
+        where.push(`pipeline = $${values.length}`);
+      }
+      if (query.states) {
+        if (query.states.length === 0) return [];
+        values.push(query.states);
+        where.push(`state = ANY ($${values.length}::text[])`);
+      }
+      values.push(query.limit ?? DEFAULT_LIMIT, query.offset ?? 0);
+      const rows = await this.#rows<RunRow>(
+        `SELECT ${RUN_FIELDS} FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at DESC, id DESC LIMIT $${values.length - 1} OFFSET $${values.length}`,
+        values,
+      );
+      return this.#toRuns(rows);
+    });
+  }
+
+  updateRun(id: string, patch: RunPatch, condition: RunCondition = {}): Promise<boolean> {
+    const conditions: [ConditionKind, SqlValue][] = [];
+    if (condition.states) conditions.push(['states', condition.states.join(',')]);
+    if (condition.owner !== undefined) conditions.push(['owner', condition.owner]);
+    return this.#update('runs', [[{ column: 'id', type: 'text' }, id]], RUN_COLUMNS, patch, conditions);
+  }
+
+  // ---- task runs --------------------------------------------------------------------------------
+
+  getTaskRuns(runId: string): Promise<TaskRunRecord[]> {
+    return this.#read(async () => {
+      const rows = await this.#rows<TaskRunRow>(
+        `SELECT run_id, task, state, attempts, output, error, reason, started_at, finished_at, next_attempt_at
+         FROM task_runs WHERE run_id = $1 ORDER BY ordinal`,
+        [runId],
+      );
+      return rows.map(
+        (row): TaskRunRecord => ({
+          runId: row.run_id,
+          task: row.task,
+          state: row.state as TaskState,
+          attempts: row.attempts,
+          output: parseJsonColumn<JsonValue>(row.output),
+          error: parseJsonColumn<ErrorInfo>(row.error),
+          reason: row.reason,
+          startedAt: row.started_at,
+          finishedAt: row.finished_at,
+          nextAttemptAt: row.next_attempt_at,
+        }),
+      );
+    });
+  }
+
+  updateTaskRun(
+    runId: string,
+    task: string,
+    patch: TaskRunPatch,
+    condition: TaskRunCondition = {},
+  ): Promise<boolean> {
+    const conditions: [ConditionKind, SqlValue][] = [];
+    if (condition.states) conditions.push(['states', condition.states.join(',')]);
+    if (condition.attempts !== undefined) conditions.push(['attempts', condition.attempts]);
+    return this.#update(
+      'task_runs',
+      [
+        [{ column: 'run_id', type: 'text' }, runId],
+        [{ column: 'task', type: 'text' }, task],
+      ],
+      TASK_RUN_COLUMNS,
+      patch,
+      conditions,
+    );
+  }
+
+  // ---- attempts ---------------------------------------------------------------------------------
+
+  insertAttempt(attempt: AttemptRecord): Promise<void> {
+    const payload: SqlValue[] = [
+      attempt.runId,
+      attempt.task,
+      attempt.attempt,
+      attempt.state,
+      attempt.delayMs,
+      attempt.startedAt,
+      attempt.finishedAt,
+      encodeValue('json', attempt.error),
+      encodeValue('text', attempt.worker),
+      attempt.pid,
+    ];
+    const key = ['attempts', attempt.runId, attempt.task, String(attempt.attempt)].join('\u0000');
+    return this.#write({ group: 'insertAttempt', execute: insertAttempts, payload, keys: [key] });
+  }
+
+  updateAttempt(
+    runId: string,
+    task: string,
+    attempt: number,
+    patch: AttemptPatch,
+    condition: AttemptCondition = {},
+  ): Promise<boolean> {
+    const conditions: [ConditionKind, SqlValue][] = [];
+    if (condition.states) conditions.push(['states', condition.states.join(',')]);
+    return this.#update(
+      'attempts',
+      [
+        [{ column: 'run_id', type: 'text' }, runId],
+        [{ column: 'task', type: 'text' }, task],
+        [{ column: 'attempt', type: 'integer' }, attempt],
+      ],
+      ATTEMPT_COLUMNS,
+      patch,
+      conditions,
+    );
+  }
+
+  getAttempts(runId: string, task?: string): Promise<AttemptRecord[]> {
+    return this.#read(async () => {
+      // "By task" is plan order (the task run's ordinal): the one order every backend agrees on.
+      const rows = await this.#rows<AttemptRow>(
+        `SELECT a.run_id, a.task, a.attempt, a.state, a.delay_ms, a.started_at, a.finished_at, a.error, a.worker, a.pid
+         FROM attempts a JOIN task_runs t ON t.run_id = a.run_id AND t.task = a.task
+         WHERE a.run_id = $1 ${task === undefined ? '' : 'AND a.task = $2'} ORDER BY t.ordinal, a.attempt`,
+        task === undefined ? [runId] : [runId, task],
+      );
+      return rows.map(
+        (row): AttemptRecord => ({
+          runId: row.run_id,
+          task: row.task,
+          attempt: row.attempt,
+          state: row.state as AttemptState,
+          delayMs: row.delay_ms,
+          startedAt: row.started_at,
+          finishedAt: row.finished_at,
+          error: parseJsonColumn<ErrorInfo>(row.error),
+          worker: row.worker,
+          pid: row.pid,
+        }),
+      );
+    });
+  }
+
+  // ---- logs -------------------------------------------------------------------------------------
+
+  appendLogs(lines: readonly Omit<LogRecord, 'seq'>[]): Promise<void> {
+    const payload: SqlValue[][] = lines.map((l) => [
+      l.runId,
+      l.task,
+      l.attempt,
+      l.ts,
+      l.level,
+      encodeValue('bytea', l.message),
+    ]);
+    return this.#write({ group: 'appendLogs', execute: insertLogs, payload, keys: [], sequenced: true });
+  }
+
+  getLogs(runId: string, query: LogQuery = {}): Promise<LogRecord[]> {
+    return this.#read(async () => {
+      const values: unknown[] = [runId, query.afterSeq ?? 0, query.limit ?? null];
+      let taskFilter = '';
+      if (query.task !== undefined) {
+        values.push(query.task);
+        taskFilter = 'AND task = $4';
+      }
+      const rows = await this.#rows<LogRow>(
+        `SELECT seq, run_id, task, attempt, ts, level, message FROM logs
+         WHERE run_id = $1 AND seq > $2 ${taskFilter} ORDER BY seq LIMIT $3`,
+        values,
+      );
+      return rows.map(
+        (row): LogRecord => ({
+          seq: row.seq,
+          runId: row.run_id,
+          task: row.task,
+          attempt: row.attempt,
+          ts: row.ts,
+          level: row.level as LogRecord['level'],
+          message: row.message.toString('utf8'),
+        }),
+      );
+    });
+  }
+
+  // ---- hooks ------------------------------------------------------------------------------------
+
+  addHooks(hooks: readonly HookRecord[]): Promise<void> {
+    const payload: SqlValue[][] = hooks.map((h) => [
+      h.runId,
+      h.key,
+      h.event,
+      h.task,
+      h.handler,
+      h.state,
+      encodeValue('json', h.error),
+      h.createdAt,
+      h.finishedAt,
+    ]);
+    const keys = hooks.map((h) => ['hooks', h.runId, h.key].join('\u0000'));
+    return this.#write({ group: 'addHooks', execute: insertHooks, payload, keys });
+  }
+
+  updateHook(runId: string, key: string, patch: HookPatch): Promise<boolean> {
+    return this.#update(
+      'hooks',
+      [
+        [{ column: 'run_id', type: 'text' }, runId],
+        [{ column: 'key', type: 'text' }, key],
+      ],
+      HOOK_COLUMNS,
+      patch,
+      [],
+    );
+  }
+
+  getHooks(runId: string, states?: readonly HookState[]): Promise<HookRecord[]> {
+    return this.#read(async () => {
+      if (states?.length === 0) return [];
+      const rows = await this.#rows<HookRow>(
+        `SELECT run_id, key, event, task, handler, state, error, created_at, finished_at FROM hooks
+         WHERE run_id = $1 ${states ? 'AND state = ANY ($2::text[])' : ''} ORDER BY created_at, key`,
+        states ? [runId, states] : [runId],
+      );
+      return rows.map(
+        (row): HookRecord => ({
+          runId: row.run_id,
+          key: row.key,
+          event: row.event as HookRecord['event'],
+          task: row.task,
+          handler: row.handler,
+          state: row.state as HookState,
+          error: parseJsonColumn<ErrorInfo>(row.error),
+          createdAt: row.created_at,
+          finishedAt: row.finished_at,
+        }),
+      );
+    });
+  }
+
+  // ---- lifecycle --------------------------------------------------------------------------------
+
+  async flush(): Promise<void> {
+    if (this.#closed) throw closedError(this.location);
+    const error = await this.#queue.settled();
+    if (error) throw error;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Writes accepted before close are committed, not dropped.
+    const error = await this.#queue.settled();
+    try {
+      await this.#pool.end();
+    } catch (endError) {
+      throw storeError(this.location, 'cannot close', endError);
+    }
+    if (error) throw error;
+  }
+}

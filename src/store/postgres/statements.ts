@@ -1,0 +1,366 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { WeftError } from '../../errors.js';
+import type { AttemptPatch, HookPatch, RunPatch, TaskRunPatch } from '../run-store.js';
+import type { GroupExecutor, Outcome } from './write-batch.js';
+
+/**
+ * The SQL of the PostgreSQL store's writes, each as a multi-row statement over `unnest` of one
+ * array per column, so that the writes of a batch that have the same shape cost one round trip.
+ * Every statement is written so that the conditions a caller may meet (a fence that does not hold,
+ * a duplicate, a missing run) are results, never errors: an error would abort the transaction that
+ * holds the other writes of the batch.
+ */
+
+export type SqlType = 'text' | 'integer' | 'bigint' | 'boolean' | 'json' | 'timestamptz' | 'bytea';
+export type SqlValue = string | number | boolean | Buffer | null;
+
+export interface Column {
+  column: string;
+  type: SqlType;
+}
+
+/** How a port value is sent for a column of this type. */
+export function encodeValue(type: SqlType, value: unknown): SqlValue {
+  if (value === null || value === undefined) return null;
+  switch (type) {
+    case 'json':
+      return JSON.stringify(value);
+    case 'text':
+      // PostgreSQL text cannot hold NUL, and one such value would abort the whole batch.
+      return typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : (value as SqlValue);
+    case 'bytea':
+      return Buffer.from(String(value), 'utf8');
+    default:
+      return value as SqlValue;
+  }
+}
+
+/** Patch key -> column. Keys not listed here are ignored, as in the other adapters. */
+export const RUN_COLUMNS: Record<keyof RunPatch, Column> = {
+  state: { column: 'state', type: 'text' },
+  attempt: { column: 'attempt', type: 'integer' },
+  owner: { column: 'owner', type: 'text' },
+  heartbeatAt: { column: 'heartbeat_at', type: 'timestamptz' },
+  startedAt: { column: 'started_at', type: 'timestamptz' },
+  finishedAt: { column: 'finished_at', type: 'timestamptz' },
+  nextAttemptAt: { column: 'next_attempt_at', type: 'timestamptz' },
+  error: { column: 'error', type: 'json' },
+  cancelRequested: { column: 'cancel_requested', type: 'boolean' },
+};
+export const TASK_RUN_COLUMNS: Record<keyof TaskRunPatch, Column> = {
+  state: { column: 'state', type: 'text' },
+  attempts: { column: 'attempts', type: 'integer' },
+  output: { column: 'output', type: 'json' },
+  error: { column: 'error', type: 'json' },
+  reason: { column: 'reason', type: 'text' },
+  startedAt: { column: 'started_at', type: 'timestamptz' },
+  finishedAt: { column: 'finished_at', type: 'timestamptz' },
+  nextAttemptAt: { column: 'next_attempt_at', type: 'timestamptz' },
+};
+export const ATTEMPT_COLUMNS: Record<keyof AttemptPatch, Column> = {
+  state: { column: 'state', type: 'text' },
+  finishedAt: { column: 'finished_at', type: 'timestamptz' },
+  error: { column: 'error', type: 'json' },
+  pid: { column: 'pid', type: 'integer' },
+};
+export const HOOK_COLUMNS: Record<keyof HookPatch, Column> = {
+  state: { column: 'state', type: 'text' },
+  error: { column: 'error', type: 'json' },
+  finishedAt: { column: 'finished_at', type: 'timestamptz' },
+};
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A named (prepared) query: each connection parses and plans a statement once, then only binds
+ * values. The name is derived from the text, so the same text always has the same name.
+ */
+export function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `weft_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values: values as unknown[] };
+}
+
+/** Rows -> one array per column, for `unnest($1::type[], $2::type[], …)`. */
+function columnsOf(rows: readonly (readonly SqlValue[])[], width: number): SqlValue[][] {
+  const columns: SqlValue[][] = Array.from({ length: width }, () => new Array<SqlValue>(rows.length));
+  rows.forEach((row, r) => {
+    for (let c = 0; c < width; c++) columns[c]![r] = row[c]!;
+  });
+  return columns;
+}
+
+function unnestOf(types: readonly SqlType[], names: readonly string[]): string {
+  const args = types.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
+  return `unnest(${args}) WITH ORDINALITY AS u(${names.join(', ')}, ord)`;
+}
+
+const ok = (value: unknown): Outcome => ({ ok: true, value });
+const failed = (error: Error): Outcome => ({ ok: false, error });
+
+// ---- fenced updates -----------------------------------------------------------------------------
+
+export type ConditionKind = 'states' | 'attempts' | 'owner';
+
+const CONDITION_SQL: Record<ConditionKind, { type: SqlType; where: string }> = {
+  // States travel as one comma-separated text per row (a state name never holds a comma); an empty
+  // list matches nothing, as the port says.
+  states: { type: 'text', where: "t.state = ANY (string_to_array(u.c_states, ','))" },
+  attempts: { type: 'integer', where: 't.attempts = u.c_attempts' },
+  // A condition of null matches an unowned run only.
+  owner: { type: 'text', where: 't.owner IS NOT DISTINCT FROM u.c_owner' },
+};
+
+export interface UpdateShape {
+  table: string;
+  keys: readonly Column[];
+  set: readonly Column[];
+  conditions: readonly ConditionKind[];
+}
+
+/**
+ * `UPDATE table t SET … FROM unnest(…) u WHERE <key> AND <conditions> RETURNING u.ord`: a fenced
+ * update of many rows in one statement, the condition in the WHERE, so it holds against writes of
+ * other processes too. Each payload is one row: key values, then set values, then condition values.
+ */
+export function updateExecutor(shape: UpdateShape): GroupExecutor {
+  const types = [
+    ...shape.keys.map((k) => k.type),
+    ...shape.set.map((s) => s.type),
+    ...shape.conditions.map((c) => CONDITION_SQL[c].type),
+  ];
+  const names = [
+    ...shape.keys.map((k) => `k_${k.column}`),
+    ...shape.set.map((s) => `p_${s.column}`),
+    ...shape.conditions.map((c) => `c_${c}`),
+  ];
+  // An empty patch still checks the condition: "does it hold?" is a fair question to ask.
+  const set =
+    shape.set.length > 0
+      ? shape.set.map((s) => `${s.column} = u.p_${s.column}`).join(', ')
+      : `${shape.keys[0]!.column} = t.${shape.keys[0]!.column}`;
+  const where = [
+    ...shape.keys.map((k) => `t.${k.column} = u.k_${k.column}`),
+    ...shape.conditions.map((c) => CONDITION_SQL[c].where),
+  ].join(' AND ');
+  const sql = `UPDATE ${shape.table} AS t SET ${set} FROM ${unnestOf(types, names)} WHERE ${where} RETURNING u.ord`;
+  return async (client, payloads) => {
+    const rows = payloads as readonly (readonly SqlValue[])[];
+    const result = await client.query<{ ord: number }>(prepared(sql, columnsOf(rows, types.length)));
+    const matched = new Set(result.rows.map((row) => row.ord));
+    return rows.map((_, i) => ok(matched.has(i + 1)));
+  };
+}
+
+// ---- attempts -----------------------------------------------------------------------------------
+
+const ATTEMPT_INSERT_TYPES: readonly SqlType[] = [
+  'text',
+  'text',
+  'integer',
+  'text',
+  'bigint',
+  'timestamptz',
+  'timestamptz',
+  'json',
+  'text',
+  'integer',
+];
+const ATTEMPT_FIELDS = 'run_id, task, attempt, state, delay_ms, started_at, finished_at, error, worker, pid';
+const INSERT_ATTEMPTS = `WITH u AS MATERIALIZED (SELECT * FROM ${unnestOf(ATTEMPT_INSERT_TYPES, ATTEMPT_FIELDS.split(', '))}),
+ins AS (
+  INSERT INTO attempts (${ATTEMPT_FIELDS})
+  SELECT ${ATTEMPT_FIELDS} FROM u
+  WHERE EXISTS (SELECT 1 FROM task_runs t WHERE t.run_id = u.run_id AND t.task = u.task)
+  ORDER BY u.ord
+  ON CONFLICT DO NOTHING
+  RETURNING run_id, task, attempt
+)
+SELECT u.ord, ins.run_id IS NOT NULL AS inserted,
+  EXISTS (SELECT 1 FROM task_runs t WHERE t.run_id = u.run_id AND t.task = u.task) AS has_task
+FROM u LEFT JOIN ins ON ins.run_id = u.run_id AND ins.task = u.task AND ins.attempt = u.attempt
+ORDER BY u.ord`;
+
+/** One payload per attempt: the values of ATTEMPT_FIELDS, in order. */
+export const insertAttempts: GroupExecutor = async (client, payloads) => {
+  const rows = payloads as readonly (readonly SqlValue[])[];
+  const result = await client.query<{ ord: number; inserted: boolean; has_task: boolean }>(
+    prepared(INSERT_ATTEMPTS, columnsOf(rows, ATTEMPT_INSERT_TYPES.length)),
+  );
+  return result.rows.map((row) => {
+    if (row.inserted) return ok(undefined);
+    const [runId, task, attempt] = rows[row.ord - 1]!;
+    return failed(
+      new WeftError(
+        'STORE_FAILED',
+        row.has_task
+          ? `attempt ${String(attempt)} of task "${String(task)}" in run ${String(runId)} exists already`
+          : `cannot insert an attempt of task "${String(task)}": run ${String(runId)} has no such task`,
+        { retryable: false },
+      ),
+    );
+  });
+};
+
+// ---- logs and hooks: many rows per write, all or none -------------------------------------------
+
+/**
+ * A write of several rows that all need their run: rows carry the index of their write (`op`);
+ * a write with a row whose run does not exist inserts nothing and is reported back.
+ */
+function insertRowsSql(table: string, types: readonly SqlType[], fields: readonly string[], tail = ''): string {
+  return `WITH u AS MATERIALIZED (SELECT * FROM ${unnestOf(['integer', ...types], ['op', ...fields])}),
+bad AS (SELECT DISTINCT u.op FROM u WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id)),
+ins AS (
+  INSERT INTO ${table} (${fields.join(', ')})
+  SELECT ${fields.join(', ')} FROM u WHERE u.op NOT IN (SELECT op FROM bad) ORDER BY u.ord ${tail}
+)
+SELECT op FROM bad`;
+}
+
+function rowsExecutor(
+  sql: string,
+  width: number,
+  missing: (payload: unknown) => Error,
+): GroupExecutor {
+  return async (client, payloads) => {
+    const rows: SqlValue[][] = [];
+    (payloads as readonly (readonly (readonly SqlValue[])[])[]).forEach((lines, op) => {
+      for (const line of lines) rows.push([op, ...line]);
+    });
+    if (rows.length === 0) return payloads.map(() => ok(undefined));
+    const result = await client.query<{ op: number }>(prepared(sql, columnsOf(rows, width + 1)));
+    const bad = new Set(result.rows.map((row) => row.op));
+    return payloads.map((payload, op) => (bad.has(op) ? failed(missing(payload)) : ok(undefined)));
+  };
+}
+
+const LOG_TYPES: readonly SqlType[] = ['text', 'text', 'integer', 'timestamptz', 'text', 'bytea'];
+const LOG_FIELDS = ['run_id', 'task', 'attempt', 'ts', 'level', 'message'];
+
+/** One payload per appendLogs call: its lines, each the values of LOG_FIELDS. */
+export const insertLogs: GroupExecutor = rowsExecutor(
+  // ORDER BY: a sequence value is drawn per row as rows arrive, so lines get seqs in issue order.
+  insertRowsSql('logs', LOG_TYPES, LOG_FIELDS),
+  LOG_FIELDS.length,
+  (payload) => missingRun(payload, 'append logs'),
+);
+
+const HOOK_TYPES: readonly SqlType[] = [
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'json',
+  'timestamptz',
+  'timestamptz',
+];
+const HOOK_FIELDS = ['run_id', 'key', 'event', 'task', 'handler', 'state', 'error', 'created_at', 'finished_at'];
+
+/** One payload per addHooks call: its hooks, each the values of HOOK_FIELDS. */
+export const insertHooks: GroupExecutor = rowsExecutor(
+  // A hook whose (run, key) exists already is left as it is.
+  insertRowsSql('hooks', HOOK_TYPES, HOOK_FIELDS, 'ON CONFLICT DO NOTHING'),
+  HOOK_FIELDS.length,
+  (payload) => missingRun(payload, 'add hooks'),
+);
+
+function missingRun(payload: unknown, what: string): Error {
+  const rows = payload as readonly (readonly SqlValue[])[];
+  return new WeftError(
+    'STORE_FAILED',
+    `cannot ${what}: run ${String(rows[0]?.[0])} does not exist in the store`,
+    { retryable: false },
+  );
+}
+
+// ---- runs ---------------------------------------------------------------------------------------
+
+const RUN_INSERT = `r AS (
+  INSERT INTO runs (id, pipeline, state, params, plan_hash, trigger, scheduled_for, owner, created_at)
+  VALUES ($2, $3, $4, $5::json, $1, $6, $7::timestamptz, $8, $9::timestamptz)
+  ON CONFLICT DO NOTHING
+  RETURNING id
+),
+t AS (
+  INSERT INTO task_runs (run_id, task, ordinal, state)
+  SELECT r.id, u.task, u.ord - 1, 'pending' FROM r, unnest($10::text[]) WITH ORDINALITY AS u(task, ord)
+)
+SELECT count(*)::integer AS created FROM r`;
+
+/**
+ * One statement: the plan (unless known to be stored), the run, and its task runs with ONE insert
+ * over unnest, however many tasks the plan has. ON CONFLICT DO NOTHING covers both the run id and
+ * the (pipeline, scheduled_for) index; which one refused it is asked only when one did.
+ * $11, only in the first form, is the plan's JSON text.
+ */
+const CREATE_RUN_WITH_PLAN = `WITH p AS (INSERT INTO plans (hash, plan) VALUES ($1, $11::json) ON CONFLICT DO NOTHING),
+${RUN_INSERT}`;
+const CREATE_RUN = `WITH ${RUN_INSERT}`;
+const DUPLICATE_OF = `SELECT
+  (SELECT id FROM runs WHERE id = $1) AS same_id,
+  (SELECT id FROM runs WHERE pipeline = $2 AND scheduled_for = $3::timestamptz) AS same_slot`;
+
+export interface CreateRunPayload {
+  planHash: string;
+  /** Null when the plan is known to be stored already. */
+  planText: string | null;
+  id: string;
+  pipeline: string;
+  state: string;
+  paramsText: string;
+  trigger: string;
+  scheduledFor: string | null;
+  owner: string | null;
+  createdAt: string;
+  order: readonly string[];
+}
+
+export const createRunExecutor: GroupExecutor = async (client, payloads) => {
+  const outcomes: Outcome[] = [];
+  for (const payload of payloads as readonly CreateRunPayload[]) {
+    const { planText } = payload;
+    const values: unknown[] = [
+      payload.planHash,
+      payload.id,
+      payload.pipeline,
+      payload.state,
+      payload.paramsText,
+      payload.trigger,
+      payload.scheduledFor,
+      encodeValue('text', payload.owner),
+      payload.createdAt,
+      payload.order,
+    ];
+    const result =
+      planText === null
+        ? await client.query<{ created: number }>(prepared(CREATE_RUN, values))
+        : await client.query<{ created: number }>(prepared(CREATE_RUN_WITH_PLAN, [...values, planText]));
+    if (result.rows[0]?.created === 1) {
+      outcomes.push(ok(true));
+      continue;
+    }
+    const dup = await client.query<{ same_id: string | null; same_slot: string | null }>(
+      prepared(DUPLICATE_OF, [payload.id, payload.pipeline, payload.scheduledFor]),
+    );
+    const row = dup.rows[0];
+    outcomes.push(
+      failed(
+        new WeftError(
+          'RUN_DUPLICATE',
+          row?.same_id || !row?.same_slot
+            ? `a run with id ${payload.id} exists already`
+            : `pipeline "${payload.pipeline}" already has a run for ${payload.scheduledFor} (${row.same_slot})`,
+          { retryable: false },
+        ),
+      ),
+    );
+  }
+  return outcomes;
+};
