@@ -1,137 +1,181 @@
 // Causal Organism figures (printed, not asserted). Needs Redis and PostgreSQL, and `npm run build`.
-//   node bench/organism.mjs [--interactions 100000] [--batch 2000] [--people 5000] [--analysis-interactions 200000]
+//   node bench/organism.mjs [--interactions 100000] [--batch 5000] [--people 1000]
+//                           [--analysis-people 5000] [--analysis-interactions 200000] [--skip-analysis]
+//
+// Both pipelines run through the engine exactly as `weft run` runs them: the real YAML, loaded and
+// compiled with the default registry, createRun + executeRun, a SQLite run store (task outputs,
+// logs and state written for every task). Each figure is printed with the load average measured
+// around it, because on a 2-core machine shared with other work the load moves the figures a lot.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import {
-  analyseOrganism,
-  closeOrganismConnections,
-  emitInteractions,
-  fetchInteractions,
-  updateGraphIncremental,
-} from '../dist/organism/index.js';
+import { createRun, executeRun, localOwner } from '../dist/engine/index.js';
+import { closeOrganismConnections, emitInteractions } from '../dist/organism/index.js';
+import { createDefaultRegistry } from '../dist/project/default-handlers.js';
+import { loadPipeline } from '../dist/project/load-pipeline.js';
+import { createSqliteStore } from '../dist/store/sqlite/sqlite-store.js';
 
 const { values } = parseArgs({
   options: {
     interactions: { type: 'string', default: '100000' },
-    batch: { type: 'string', default: '2000' },
-    people: { type: 'string', default: '5000' },
+    batch: { type: 'string', default: '5000' },
+    people: { type: 'string', default: '1000' },
+    'analysis-people': { type: 'string', default: '5000' },
     'analysis-interactions': { type: 'string', default: '200000' },
+    'skip-analysis': { type: 'boolean', default: false },
   },
 });
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const suffix = randomBytes(4).toString('hex');
-const dbName = `weft_bench_organism_${suffix}`;
-const stream = `weft-bench-${suffix}:interactions`;
+const prefix = `weft-bench-${suffix}:`;
 const mb = (bytes) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+const load = () => loadavg()[0].toFixed(2);
 let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 50);
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 25);
 
-const silent = { debug() {}, info() {}, warn() {}, error() {}, stdout() {}, stderr() {} };
+const registry = createDefaultRegistry();
+const pipelineFile = (name) => new URL(`../pipelines/${name}`, import.meta.url).pathname;
+async function planOf(name) {
+  const loaded = await loadPipeline(pipelineFile(name), { registry });
+  if (!loaded.plan) throw new Error(`${name}: ${JSON.stringify(loaded.diagnostics)}`);
+  return loaded.plan;
+}
+
 const admin = new pg.Client({ connectionString: ADMIN_URL });
 await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
-const dbUrl = new URL(ADMIN_URL);
-dbUrl.pathname = `/${dbName}`;
-const env = { REDIS_URL, DATABASE_URL: dbUrl.toString() };
-const ctx = () => ({
-  pipeline: 'bench',
-  task: 'bench',
-  run: { id: `bench-${suffix}`, pipeline: 'bench', scheduledFor: null, attempt: 1 },
-  attempt: 1,
-  params: {},
-  upstream: {},
-  signal: new AbortController().signal,
-  log: silent,
-  env,
-});
+const databases = [];
+async function createDatabase(tag) {
+  const name = `weft_bench_${tag}_${suffix}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  databases.push(name);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+const dir = mkdtempSync(join(tmpdir(), 'weft-bench-organism-'));
+const store = createSqliteStore(join(dir, 'weft.db'));
 const redis = new Redis(REDIS_URL);
 
-try {
-  // 1. Ingest: emit, then fetch + update in batches until the stream is drained.
-  const total = Number(values.interactions);
-  const batchSize = Number(values.batch);
-  let t = performance.now();
-  await emitInteractions({ redis, stream, count: total, people: 1000, seed: 1, days: 28 });
-  const emitS = (performance.now() - t) / 1000;
-  console.log(`emit: ${total} interactions in ${emitS.toFixed(2)} s (${Math.round(total / emitS)}/s)`);
-  // Migrate before timing (the first handler call applies the schema).
-  await fetchInteractions({ stream, group: 'bench', consumer: 'warm', count: 1 }, ctx()).then((b) =>
-    updateGraphIncremental({ batch: b }, ctx()),
-  );
-  t = performance.now();
-  let applied = 1;
-  let fetchMs = 0;
-  for (;;) {
-    const f0 = performance.now();
-    const batch = await fetchInteractions(
-      { stream, group: 'bench', consumer: 'bench', count: batchSize },
-      ctx(),
+/** One run of a plan through the engine; throws unless it succeeded. */
+async function runOnce(plan, params, env) {
+  const run = await createRun(store, { plan, params, trigger: 'manual', now: Date.now() });
+  const final = await executeRun(run.id, { store, registry, owner: localOwner(), env });
+  if (final.state !== 'succeeded') {
+    const tasks = await store.getTaskRuns(run.id);
+    throw new Error(
+      `run ${run.id} ${final.state}: ${JSON.stringify(tasks.map((t) => [t.task, t.state, t.error]))}`,
     );
-    fetchMs += performance.now() - f0;
-    if (batch.entries.length === 0) break;
-    applied += (await updateGraphIncremental({ batch }, ctx())).applied;
   }
-  const ingestS = (performance.now() - t) / 1000;
-  console.log(
-    `ingest: ${applied} interactions applied in ${ingestS.toFixed(2)} s with batches of ${batchSize} ` +
-      `(${Math.round(applied / ingestS)} interactions/s end to end; fetch ${(fetchMs / 1000).toFixed(2)} s of it)`,
-  );
+  return run.id;
+}
 
-  // 2. Analysis of a large organisation, in memory (the pure function run_causal_analysis calls).
-  const people = Number(values.people);
-  const n = Number(values['analysis-interactions']);
-  const edges = new Map();
-  const daily = new Map();
-  let seed = 7;
-  const rand = () => (seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0) / 4_294_967_296;
-  const teamSize = 12;
-  for (let i = 0; i < n; i++) {
-    const s = Math.floor(rand() * people);
-    const team = Math.floor(s / teamSize) * teamSize;
-    let d = rand() < 0.8 ? team + Math.floor(rand() * teamSize) : Math.floor(rand() * people);
-    if (d >= people) d = people - 1;
-    if (d === s) continue;
-    const key = `p${s}\u0000p${d}`;
-    edges.set(key, (edges.get(key) ?? 0) + 1);
-    const day = `2024-06-${String(1 + Math.floor(rand() * 28)).padStart(2, '0')}`;
-    for (const person of [`p${s}`, `p${d}`]) {
-      const dk = `${person}\u0000${day}`;
-      daily.set(dk, (daily.get(dk) ?? 0) + 1);
-    }
+/** Runs the incremental pipeline until a run fetches nothing; returns the runs and entries applied. */
+let taskMs = {};
+async function drain(plan, params, env) {
+  let runs = 0;
+  let applied = 0;
+  for (;;) {
+    const runId = await runOnce(plan, params, env);
+    runs++;
+    const tasks = await store.getTaskRuns(runId);
+    for (const task of tasks)
+      taskMs[task.task] = (taskMs[task.task] ?? 0) + Date.parse(task.finishedAt) - Date.parse(task.startedAt);
+    const n = tasks.find((t) => t.task === 'update_graph_incremental')?.output?.applied ?? 0;
+    applied += n;
+    if (n === 0) return { runs, applied };
   }
-  const edgeList = [...edges].map(([k, weight]) => {
-    const [source, target] = k.split('\u0000');
-    return { source, target, weight };
-  });
-  const dailyList = [...daily].map(([k, count]) => {
-    const [person, day] = k.split('\u0000');
-    return { person, day, count };
-  });
-  peakRss = process.memoryUsage().rss;
-  t = performance.now();
-  const result = analyseOrganism({
-    edges: edgeList,
-    daily: dailyList,
-    options: { windowDays: 28, minDays: 7 },
-  });
-  const analysisS = (performance.now() - t) / 1000;
-  console.log(
-    `analysis: ${result.people.length} people, ${edgeList.length} directed edges from ${n} interactions, ` +
-      `${result.pairs.length} influence pairs, ${result.communities} communities in ${analysisS.toFixed(2)} s; peak RSS ${mb(peakRss)}`,
-  );
+}
+
+try {
+  const incremental = await planOf('incremental-update.yaml');
+
+  // 1. Ingest through the engine: fetch + update runs until the stream is drained.
+  {
+    const total = Number(values.interactions);
+    const batchSize = Number(values.batch);
+    const stream = `${prefix}ingest`;
+    const env = { REDIS_URL, DATABASE_URL: await createDatabase('ingest') };
+    let t = performance.now();
+    await emitInteractions({ redis, stream, count: total, people: Number(values.people), seed: 1, days: 28 });
+    const emitS = (performance.now() - t) / 1000;
+    console.log(`emit: ${total} interactions in ${emitS.toFixed(2)} s (${Math.round(total / emitS)}/s)`);
+    // Warm-up on another stream, untimed: the first handler call migrates the schema.
+    await emitInteractions({ redis, stream: `${prefix}warm`, count: 10, people: 10, seed: 2 });
+    await drain(incremental, { batch_size: batchSize, stream: `${prefix}warm` }, env);
+
+    const loadBefore = load();
+    taskMs = {};
+    t = performance.now();
+    const { runs, applied } = await drain(incremental, { batch_size: batchSize, stream }, env);
+    const ingestS = (performance.now() - t) / 1000;
+    if (applied !== total) throw new Error(`applied ${applied} of ${total}`);
+    console.log(
+      `ingest (incremental-update-pipeline through the engine, SQLite run store): ${applied} interactions in ` +
+        `${ingestS.toFixed(2)} s over ${runs} runs with batch_size ${batchSize} — ` +
+        `${Math.round(applied / ingestS)} interactions/s end to end (load average ${loadBefore} -> ${load()})`,
+    );
+    const s = (ms) => `${((ms ?? 0) / 1000).toFixed(2)} s`;
+    const inTasks = (taskMs.fetch_interactions ?? 0) + (taskMs.update_graph_incremental ?? 0);
+    console.log(
+      `  of which fetch_interactions ${s(taskMs.fetch_interactions)}, update_graph_incremental ${s(taskMs.update_graph_incremental)}, ` +
+        `engine and run store ${s(ingestS * 1000 - inTasks)}`,
+    );
+  }
+
+  // 2. Full analysis of a large organisation through the engine (ingested first, untimed).
+  if (!values['skip-analysis']) {
+    const people = Number(values['analysis-people']);
+    const total = Number(values['analysis-interactions']);
+    const stream = `${prefix}analysis`;
+    const env = { REDIS_URL, DATABASE_URL: await createDatabase('analysis') };
+    await emitInteractions({ redis, stream, count: total, people, seed: 3, days: 28 });
+    let t = performance.now();
+    await drain(incremental, { batch_size: 10_000, stream }, env);
+    console.log(
+      `analysis setup: ${total} interactions among ${people} people ingested in ${((performance.now() - t) / 1000).toFixed(2)} s`,
+    );
+
+    const full = await planOf('full-analysis.yaml');
+    global.gc?.();
+    peakRss = process.memoryUsage().rss;
+    const rssBefore = peakRss;
+    const loadBefore = load();
+    t = performance.now();
+    const runId = await runOnce(full, {}, env);
+    const analysisS = (performance.now() - t) / 1000;
+    const tasks = await store.getTaskRuns(runId);
+    const took = tasks
+      .map(
+        (task) =>
+          `${task.task} ${((Date.parse(task.finishedAt) - Date.parse(task.startedAt)) / 1000).toFixed(2)} s`,
+      )
+      .join(', ');
+    const analysis = tasks.find((task) => task.task === 'run_causal_analysis')?.output;
+    const interventions = tasks.find((task) => task.task === 'evaluate_interventions')?.output;
+    console.log(
+      `full-analysis-pipeline through the engine: ${analysis.people} people, ${analysis.pairs} influence pairs, ` +
+        `${analysis.metrics} metric rows, ${analysis.communities} communities, ${interventions.proposed} interventions ` +
+        `in ${analysisS.toFixed(2)} s (${took}); RSS ${mb(rssBefore)} before, peak ${mb(peakRss)} ` +
+        `(load average ${loadBefore} -> ${load()})`,
+    );
+  }
 } finally {
   clearInterval(sampler);
   await closeOrganismConnections();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
   let cursor = '0';
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `weft-bench-${suffix}:*`, 'COUNT', 100);
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 100);
     cursor = next;
     if (keys.length) await redis.del(...keys);
   } while (cursor !== '0');
   await redis.quit();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  for (const name of databases) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.end();
 }

@@ -3,8 +3,10 @@ import { createDefaultHandlers } from '../project/default-handlers.js';
 import { HandlerRegistry } from '../handlers/registry.js';
 import { loadConfig, loadHandlerModule, type LoadedConfig } from '../project/config.js';
 import { isLocalOwnerAlive, markInterruptedRuns } from '../engine/index.js';
-import { openStore } from '../store/open-store.js';
+import { existsSync } from 'node:fs';
+import { openStore, resolveStoreSpec } from '../store/open-store.js';
 import type { RunStore } from '../store/run-store.js';
+import { closeOrganismConnections } from '../organism/connections.js';
 import type { CliIO } from './io.js';
 
 export interface CommonOptions {
@@ -68,6 +70,18 @@ export class CliContext {
   }
 
   /**
+   * Where the store is when it has never been written to (a SQLite file not created yet), else
+   * null. Commands that only read use it to answer "no runs" instead of creating `.weft/` in
+   * whatever folder the user happened to type `weft runs` in.
+   */
+  async missingStore(): Promise<string | null> {
+    const { config, root } = await this.config();
+    const spec = this.options.store ?? this.io.env.WEFT_STORE ?? config.store;
+    const target = resolveStoreSpec(spec || undefined, { cwd: spec ? this.cwd : root });
+    return target.kind === 'sqlite' && !existsSync(target.path) ? target.path : null;
+  }
+
+  /**
    * The store, after marking runs whose process died (kill -9, power loss) as `interrupted`, so
    * every command sees the truth and `weft resume` can finish them.
    */
@@ -85,7 +99,9 @@ export class CliContext {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(this.#stores.map((store) => store.close()));
+    // Organism handlers cache Redis/PostgreSQL clients per URL; their sockets would keep the process
+    // alive. This loads no client library when none was used (the caches are just empty).
+    await Promise.allSettled([...this.#stores.map((store) => store.close()), closeOrganismConnections()]);
     this.#stores = [];
   }
 }

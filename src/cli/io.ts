@@ -21,8 +21,17 @@ export function shouldUseColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessE
 
 export function createProcessIO(): CliIO {
   const color = shouldUseColor(process.stdout, process.env);
+  let stdoutClosed = false;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    // The reader went away (`weft schema | head`): stop writing but carry on, since a run must
+    // still finish and be recorded. Anything else is a real failure.
+    if (error.code !== 'EPIPE') throw error;
+    stdoutClosed = true;
+  });
   return {
-    stdout: (text) => void process.stdout.write(text),
+    stdout: (text) => {
+      if (!stdoutClosed) process.stdout.write(text);
+    },
     stderr: (text) => void process.stderr.write(text),
     colors: pc.createColors(color),
     isTTY: process.stdout.isTTY === true,

@@ -4,8 +4,9 @@ import { UsageError, WeftError } from '../errors.js';
 
 const PIPELINE_EXTENSIONS = new Set(['.yaml', '.yml']);
 
+/** `*.test.yaml` files beside the pipelines are tests of them (weft test), not pipelines. */
 export function isPipelineFile(path: string): boolean {
-  return PIPELINE_EXTENSIONS.has(extname(path));
+  return PIPELINE_EXTENSIONS.has(extname(path)) && !/\.test\.ya?ml$/.test(path);
 }
 
 /**

@@ -129,10 +129,7 @@ export function decideDueFires(input: DecideInput): DueDecisions {
       const rerun = current === null ? older[older.length - 1] : undefined;
       for (const at of older) {
         if (at === rerun) decisions.push(run(at, true));
-        else
-          decisions.push(
-            missed(at, `${why}; catchup: latest runs only the most recent missed fire`),
-          );
+        else decisions.push(missed(at, `${why}; catchup: latest runs only the most recent missed fire`));
       }
       break;
     }

@@ -35,7 +35,14 @@ export type SchedulerEvent =
     }
   /** lagMs: from the schedule time to the start, for scheduled runs. */
   | { type: 'run:started'; runId: string; pipeline: string; attempt: number; lagMs: number | null }
-  | { type: 'run:retrying'; runId: string; pipeline: string; attempt: number; delayMs: number; error: ErrorInfo | null }
+  | {
+      type: 'run:retrying';
+      runId: string;
+      pipeline: string;
+      attempt: number;
+      delayMs: number;
+      error: ErrorInfo | null;
+    }
   | {
       type: 'task:retrying';
       runId: string;

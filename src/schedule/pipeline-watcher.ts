@@ -93,7 +93,13 @@ export function createPipelineWatcher(options: PipelineWatcherOptions): Pipeline
       const textHash = createHash('sha256').update(text).digest('hex');
       const previous = known.get(file);
       if (loadedOnce && seenText.get(file) === textHash) {
-        loads.push({ file, pipeline: previous?.plan.name ?? null, plan: previous?.plan ?? null, diagnostics: [], problem: null });
+        loads.push({
+          file,
+          pipeline: previous?.plan.name ?? null,
+          plan: previous?.plan ?? null,
+          diagnostics: [],
+          problem: null,
+        });
         continue;
       }
       seenText.set(file, textHash);

@@ -172,7 +172,8 @@ class SchedulerImpl implements Scheduler {
   // ---- lifecycle --------------------------------------------------------------------------------
 
   async start(): Promise<void> {
-    if (this.#started) throw new WeftError('RUN_STATE', 'the scheduler was started already', { retryable: false });
+    if (this.#started)
+      throw new WeftError('RUN_STATE', 'the scheduler was started already', { retryable: false });
     this.#started = true;
     await this.#recoverInterrupted();
     await this.#syncPlans('start');
@@ -189,7 +190,8 @@ class SchedulerImpl implements Scheduler {
     const pollMs = this.#options.pollMs ?? DEFAULT_POLL_MS;
     this.#pollTimer = setInterval(() => {
       void this.pollRequests();
-      for (const pipeline of this.#waiting.keys()) void this.#track(this.#drain(pipeline), 'starting a queued fire');
+      for (const pipeline of this.#waiting.keys())
+        void this.#track(this.#drain(pipeline), 'starting a queued fire');
     }, pollMs);
     this.#loop = this.#tickLoop();
   }
@@ -228,7 +230,9 @@ class SchedulerImpl implements Scheduler {
       clearTimeout(timer);
       for (const execution of this.#executions.values()) {
         cancelled += 1;
-        execution.controller.abort(new WeftError('TASK_CANCELLED', 'the scheduler is shutting down', { retryable: false }));
+        execution.controller.abort(
+          new WeftError('TASK_CANCELLED', 'the scheduler is shutting down', { retryable: false }),
+        );
       }
       await Promise.allSettled(pending.map((e) => e.done));
     }
@@ -250,7 +254,11 @@ class SchedulerImpl implements Scheduler {
     try {
       const left = await this.#store.listRuns({ states: ['running', 'retrying'], limit: 1000 });
       for (const run of left.filter((r) => r.owner === this.#options.owner)) {
-        await this.#store.updateRun(run.id, { state: 'interrupted' }, { states: [run.state], owner: run.owner });
+        await this.#store.updateRun(
+          run.id,
+          { state: 'interrupted' },
+          { states: [run.state], owner: run.owner },
+        );
       }
     } catch (error) {
       this.#logError(error, 'checking for runs left running');
@@ -296,7 +304,8 @@ class SchedulerImpl implements Scheduler {
       const entry = this.#entries.get(name)!;
       this.#entries.delete(name);
       this.#dropWaiting(name, 'its pipeline was removed');
-      if (entry.times) this.#log({ type: 'pipeline:unscheduled', pipeline: name, reason: 'its file was removed' });
+      if (entry.times)
+        this.#log({ type: 'pipeline:unscheduled', pipeline: name, reason: 'its file was removed' });
     }
     const now = this.#clock.now();
     const dueAtStart: Entry[] = [];
@@ -354,7 +363,9 @@ class SchedulerImpl implements Scheduler {
       const now = this.#clock.now();
       const due = [...this.#entries.values()].filter((e) => e.nextAt !== null && e.nextAt <= now);
       if (due.length > 0) {
-        await Promise.all(due.map((entry) => this.#track(this.#handleDue(entry, now, 'wake'), `firing ${entry.plan.name}`)));
+        await Promise.all(
+          due.map((entry) => this.#track(this.#handleDue(entry, now, 'wake'), `firing ${entry.plan.name}`)),
+        );
         continue;
       }
       if (this.#stopping) break;
@@ -362,7 +373,9 @@ class SchedulerImpl implements Scheduler {
       for (const entry of this.#entries.values()) {
         if (entry.nextAt !== null) wait = Math.min(wait, entry.nextAt - now);
       }
-      if (this.#wake.signal.aborted) this.#wake = new AbortController();
+      // A fresh controller per sleep: a clock may leave its listener on the signal after waking,
+      // and the entries are read anew each turn, so a wake-up asked for meanwhile is not lost.
+      this.#wake = new AbortController();
       try {
         await this.#clock.sleep(Math.max(0, wait), this.#wake.signal);
       } catch {
@@ -391,7 +404,12 @@ class SchedulerImpl implements Scheduler {
       lateGraceMs: this.#options.lateGraceMs ?? DEFAULT_LATE_GRACE_MS,
     });
     if (cutByLimit > 0) {
-      this.#log({ type: 'catchup:capped', pipeline: entry.plan.name, missed: cutByLimit, limit: schedule.catchupLimit });
+      this.#log({
+        type: 'catchup:capped',
+        pipeline: entry.plan.name,
+        missed: cutByLimit,
+        limit: schedule.catchupLimit,
+      });
     }
     if (unrecorded > 0 && schedule.catchup !== 'all') {
       this.#log({
@@ -406,12 +424,18 @@ class SchedulerImpl implements Scheduler {
     const backlog = decisions.some((d) => d.catchup);
     for (const decision of decisions) {
       if (this.#stopping) return;
-      await this.#actOn(entry.plan, backlog && decision.action === 'run' ? { ...decision, catchup: true } : decision);
+      await this.#actOn(
+        entry.plan,
+        backlog && decision.action === 'run' ? { ...decision, catchup: true } : decision,
+      );
     }
   }
 
   async #record(fire: Omit<FireRecord, 'recordedAt'>): Promise<boolean> {
-    const taken = await this.#store.recordFire({ ...fire, recordedAt: new Date(this.#clock.now()).toISOString() });
+    const taken = await this.#store.recordFire({
+      ...fire,
+      recordedAt: new Date(this.#clock.now()).toISOString(),
+    });
     if (!taken) this.#log({ type: 'fire:taken', pipeline: fire.pipeline, scheduledFor: fire.scheduledFor });
     return taken;
   }
@@ -448,10 +472,13 @@ class SchedulerImpl implements Scheduler {
         return;
       }
       const reason = `${decision.catchup ? 'catch-up' : 'overlap: queue'}; starts when ${
-        blocker ? `run ${blocker}` : 'the runs before it'
-      } of this pipeline end`;
+        blocker ? `run ${blocker} ends` : 'the fires waiting before it have run'
+      }`;
       if (await this.#record({ pipeline, scheduledFor, outcome: 'queued', reason, runId })) {
-        this.#waiting.set(pipeline, [...waiting, { scheduledFor: decision.at, runId, kind: decision.catchup ? 'catchup' : 'queue' }]);
+        this.#waiting.set(pipeline, [
+          ...waiting,
+          { scheduledFor: decision.at, runId, kind: decision.catchup ? 'catchup' : 'queue' },
+        ]);
         this.#log({ type: 'fire:queued', pipeline, scheduledFor, reason });
       }
       return;
@@ -478,7 +505,12 @@ class SchedulerImpl implements Scheduler {
 
   #dropWaiting(pipeline: string, reason: string): void {
     for (const fire of this.#waiting.get(pipeline) ?? []) {
-      this.#log({ type: 'fire:dropped', pipeline, scheduledFor: new Date(fire.scheduledFor).toISOString(), reason });
+      this.#log({
+        type: 'fire:dropped',
+        pipeline,
+        scheduledFor: new Date(fire.scheduledFor).toISOString(),
+        reason,
+      });
     }
     this.#waiting.delete(pipeline);
   }
@@ -529,7 +561,11 @@ class SchedulerImpl implements Scheduler {
     } catch (error) {
       active.delete(runId);
       if (error instanceof WeftError && error.code === 'RUN_DUPLICATE' && scheduledFor !== null) {
-        this.#log({ type: 'fire:taken', pipeline: plan.name, scheduledFor: new Date(scheduledFor).toISOString() });
+        this.#log({
+          type: 'fire:taken',
+          pipeline: plan.name,
+          scheduledFor: new Date(scheduledFor).toISOString(),
+        });
         return null;
       }
       throw error;
@@ -601,7 +637,14 @@ class SchedulerImpl implements Scheduler {
       case 'run:finished':
         this.#log({ ...event, pipeline });
         return;
-      default:
+      case 'task:started':
+      case 'task:succeeded':
+      case 'task:failed':
+      case 'task:skipped':
+      case 'task:cancelled':
+      case 'task:log':
+      case 'hook:failed':
+        // Task-level detail belongs to `weft logs`; the server log keeps one line per run event.
         return;
     }
   }
@@ -649,9 +692,13 @@ class SchedulerImpl implements Scheduler {
       const plan = this.#entries.get(request.pipeline)?.plan ?? plans.get(request.pipeline);
       try {
         if (!plan) {
-          throw new WeftError('PIPELINE_NOT_FOUND', `this scheduler has no pipeline named "${request.pipeline}"`, {
-            retryable: false,
-          });
+          throw new WeftError(
+            'PIPELINE_NOT_FOUND',
+            `this scheduler has no pipeline named "${request.pipeline}"`,
+            {
+              retryable: false,
+            },
+          );
         }
         const runId = newRunId(this.#clock.now());
         const run = await this.#startRun(plan, request.params, 'manual', runId, null, request.id);

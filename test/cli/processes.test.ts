@@ -1,9 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawnWeft, tempProject, weft } from './helpers.js';
+import { spawnWeft, tempProject, weft, WEFT_BIN } from './helpers.js';
 
 // What happens to a `weft run` process from the outside: timeouts, Ctrl-C, kill -9, a cancel from
 // another process, two runs at once. Every test waits on what the process prints or stores, not
@@ -154,7 +154,17 @@ function groupMembers(pgid: number): number[] {
 interface RunJson {
   id: string;
   state: string;
-  tasks: { task: string; state: string; attempts: number; attempt_history: { attempt: number; state: string }[] }[];
+  tasks: {
+    task: string;
+    state: string;
+    attempts: number;
+    attempt_history: { attempt: number; state: string; started_at: string | null; finished_at: string | null }[];
+  }[];
+}
+
+function attemptMs(run: RunJson, task: string, attempt: number): number {
+  const record = run.tasks.find((t) => t.task === task)?.attempt_history.find((a) => a.attempt === attempt);
+  return Date.parse(record!.finished_at!) - Date.parse(record!.started_at!);
 }
 
 function showRun(cwd: string, runId: string): RunJson {
@@ -172,11 +182,9 @@ const pidPrintedBy = (text: string, task: string) => {
 
 describe('timeout', () => {
   it('fails a task as timed out soon after its timeout and leaves no process behind', async () => {
-    const t0 = Date.now();
     const run = start(['run', 'timeout'], project.dir);
-    const { code, at } = await run.exited;
+    const { code } = await run.exited;
     expect(code).toBe(1);
-    expect(at - t0).toBeLessThan(4000);
     expect(run.stdout()).toMatch(/ slow failed after 1 attempt: task "slow" timed out after 500ms$/m);
     const pid = pidPrintedBy(run.stdout(), 'slow');
     expect(pid).toBeGreaterThan(1);
@@ -185,15 +193,19 @@ describe('timeout', () => {
     const stored = showRun(project.dir, runIdIn(run.stdout())!);
     expect(stored.state).toBe('failed');
     expect(stored.tasks[0]).toMatchObject({ task: 'slow', state: 'failed', attempts: 1 });
+    // Timed by weft itself, so a slow machine starting node does not count.
+    expect(attemptMs(stored, 'slow', 1)).toBeGreaterThanOrEqual(450);
+    expect(attemptMs(stored, 'slow', 1)).toBeLessThan(2000);
   });
 
   it('kills a command that ignores SIGTERM once kill_grace has passed, children included', async () => {
-    const t0 = Date.now();
     const run = start(['run', 'stubborn-timeout'], project.dir);
-    const { code, at } = await run.exited;
+    const { code } = await run.exited;
     expect(code).toBe(1);
-    expect(at - t0).toBeLessThan(4000);
     expect(run.stdout()).toContain('timed out after 500ms');
+    // The attempt fails at its timeout; the process then waits out kill_grace for the SIGKILL.
+    const stored = showRun(project.dir, runIdIn(run.stdout())!);
+    expect(attemptMs(stored, 'slow', 1)).toBeLessThan(2000);
     const pgid = pidPrintedBy(run.stdout(), 'slow')!;
     orphanGroups.push(pgid); // only matters if the assertion below fails
     expect(groupMembers(pgid)).toEqual([]);
@@ -215,7 +227,7 @@ describe('Ctrl-C', () => {
     run.child.kill('SIGINT');
     const { code, at } = await run.exited;
     expect(code).toBe(1);
-    expect(at - sentAt).toBeLessThan(3000);
+    expect(at - sentAt).toBeLessThan(5000);
     expect(run.stderr()).toContain(`SIGINT: cancelling run ${runId}`);
     expect(run.stdout()).toMatch(/long ■ cancelled in /);
     expect(groupMembers(pid)).toEqual([]);
@@ -242,10 +254,50 @@ describe('Ctrl-C', () => {
     run.child.kill('SIGINT');
     const { code, at } = await run.exited;
     expect(code).toBe(130);
-    expect(at - sentAt).toBeLessThan(1000);
+    // The task would take kill_grace (20s) to stop; "at once" is far less than that.
+    expect(at - sentAt).toBeLessThan(3000);
     const list = weft(['runs', '--format', 'json'], { cwd: dir });
     expect(list.stderr).toContain(`run ${runId} of stubborn was interrupted`);
     expect((JSON.parse(list.stdout) as RunJson[]).find((r) => r.id === runId)?.state).toBe('interrupted');
+  });
+});
+
+/** util-linux `script` gives the CLI a real terminal, so the live task list is what runs. */
+const HAS_SCRIPT = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+
+describe('Ctrl-C on a terminal (the live task list)', () => {
+  it.skipIf(!HAS_SCRIPT)('cancels the run just the same: the list must not exit on its own', async () => {
+    const box = tempProject({ 'pipelines/long.yaml': readFileSync(join(project.dir, 'pipelines/long.yaml'), 'utf8') });
+    try {
+      const dir = box.dir;
+      const child = spawn(
+        'script',
+        ['-qfec', `stty cols 120 rows 40; exec '${process.execPath}' '${WEFT_BIN}' run long`, '/dev/null'],
+        { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      started.push({ child, stdout: () => out, stderr: () => '', exited: exited.then((code) => ({ code, signal: null, at: 0 })) });
+      const runId = await until('b to run', () => {
+        const runs = JSON.parse(weft(['runs', '--format', 'json'], { cwd: dir }).stdout || '[]') as RunJson[];
+        const id = runs[0]?.id;
+        return id && showRun(dir, id).tasks.find((t) => t.task === 'b')?.state === 'running' ? id : undefined;
+      });
+      // What a user's Ctrl-C is: the terminal sends SIGINT to its foreground process group.
+      child.stdin.write('\x03');
+      expect(await exited).toBe(1);
+      expect(out).toContain(`SIGINT: cancelling run ${runId}`);
+      const stored = showRun(dir, runId);
+      expect(stored.state).toBe('cancelled');
+      expect(stored.tasks.map((t) => [t.task, t.state])).toEqual([
+        ['a', 'succeeded'],
+        ['b', 'cancelled'],
+        ['c', 'cancelled'],
+      ]);
+    } finally {
+      box.cleanup();
+    }
   });
 });
 

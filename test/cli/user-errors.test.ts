@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempProject, weft } from './helpers.js';
+import { spawnWeft, tempProject, weft } from './helpers.js';
 
 // A user's mistake gets a clear message and exit 1 or 2, never a stack trace.
 
@@ -37,6 +37,13 @@ describe('user errors', () => {
       expect(result.stderr).toContain('no run nope');
       expect(result.stderr).not.toMatch(STACK);
     }
+    // Only reading: no store is created where there was none.
+    expect(existsSync(join(cwd, '.weft'))).toBe(false);
+    const list = weft(['runs'], { cwd });
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/^no runs yet in .*weft\.db$/m);
+    expect(weft(['runs', '--format', 'json'], { cwd }).stdout).toBe('[]\n');
+    expect(existsSync(join(cwd, '.weft'))).toBe(false);
   });
 
   it('an invalid pipeline given to weft run: exit 1, its diagnostics, nothing recorded', () => {
@@ -66,6 +73,16 @@ describe('user errors', () => {
       expect(result.stderr).toContain(named);
       expect(result.stderr).not.toMatch(STACK);
     }
+  });
+
+  it('a reader that closes the pipe early (`weft schema | head -1`) is not an error', async () => {
+    const child = spawnWeft(['schema'], { cwd });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toContain('EPIPE');
+    expect(code).toBe(0);
   });
 
   it('a broken weft.config.ts is reported with its file, not a stack', () => {

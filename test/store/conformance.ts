@@ -801,10 +801,10 @@ function describeFiresAndRequests(current: () => RunStore): void {
         store.claimRunRequests(2, 'host:1', iso(10)),
         store.claimRunRequests(2, 'host:2', iso(10)),
       ]);
-      const ids = [...first!, ...second!].map((r) => r.id);
+      const ids = [...first, ...second].map((r) => r.id);
       expect(ids.sort()).toEqual(['q_a', 'q_b', 'q_c']);
-      expect(first!.map((r) => r.id)).toEqual(['q_a', 'q_b']);
-      expect(first![0]).toMatchObject({ state: 'claimed', claimedBy: 'host:1', claimedAt: iso(10) });
+      expect(first.map((r) => r.id)).toEqual(['q_a', 'q_b']);
+      expect(first[0]).toMatchObject({ state: 'claimed', claimedBy: 'host:1', claimedAt: iso(10) });
       expect(await store.claimRunRequests(10, 'host:3', iso(11))).toEqual([]);
       expect((await store.getRunRequest('q_c'))?.claimedBy).toBe('host:2');
     });

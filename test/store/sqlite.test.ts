@@ -88,7 +88,10 @@ describe('SQLite store', () => {
       const db = raw(path);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const versions = db.prepare('SELECT version, name FROM schema_migrations').all();
-      expect(versions).toEqual([{ version: 1, name: 'initial' }]);
+      expect(versions).toEqual([
+        { version: 1, name: 'initial' },
+        { version: 2, name: 'schedule' },
+      ]);
       const tables = db
         .prepare(
           "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
@@ -97,9 +100,11 @@ describe('SQLite store', () => {
         .map((r) => (r as { name: string }).name);
       expect(tables).toEqual([
         'attempts',
+        'fires',
         'hooks',
         'logs',
         'plans',
+        'run_requests',
         'runs',
         'schema_migrations',
         'task_runs',

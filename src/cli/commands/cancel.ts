@@ -1,7 +1,7 @@
 import { isRunFinished } from '../../core/states.js';
 import { requestCancel } from '../../engine/index.js';
 import type { CliContext } from '../context.js';
-import { requireRun } from './runs.js';
+import { requireRun, requireStoreFor } from './runs.js';
 
 const WAIT_POLL_MS = 200;
 const WAIT_LIMIT_MS = 30_000;
@@ -11,6 +11,7 @@ const WAIT_LIMIT_MS = 30_000;
  * the request) and this waits until it has; a run nobody executes is cancelled at once.
  */
 export async function cancelCommand(ctx: CliContext, runId: string): Promise<number> {
+  await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
   const before = await requireRun(store, runId);
   if (isRunFinished(before.state)) {

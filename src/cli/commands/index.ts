@@ -11,6 +11,20 @@ import { resumeCommand, type ResumeOptions } from './resume.js';
 import { runCommand, type RunOptions } from './run.js';
 import { runsCommand, type RunsOptions } from './runs.js';
 import { schemaCommand } from './schema.js';
+import { checkCommand, type CheckOptions } from './check.js';
+import { dbMigrateCommand, type DbMigrateOptions } from './db.js';
+import {
+  organismAnalyseCommand,
+  organismEmitCommand,
+  type OrganismAnalyseOptions,
+  type OrganismEmitOptions,
+} from './organism.js';
+import { registerTestCommand } from './test.js';
+import { registerInitCommand } from './init.js';
+import { registerConfigCommand } from './config.js';
+import { listCommand, type ListOptions } from './list.js';
+import { serveCommand, type ServeOptions } from './serve.js';
+import { triggerCommand, type TriggerOptions } from './trigger.js';
 import { VALIDATE_FORMATS, validateCommand, type ValidateOptions } from './validate.js';
 import { GRAPH_FORMATS, type GraphFormat } from '../render/graph.js';
 
@@ -141,10 +155,109 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
     action((runId: string, options: ResumeOptions & CommonOptions) => resumeCommand(deps.context(options), runId, options)),
   );
 
+  withStoreOption(
+    withProjectOptions(
+      program
+        .command('serve')
+        .description('run every pipeline on its schedule (and runs asked for with weft trigger) until SIGTERM')
+        .argument('[path]', 'a folder or file of pipelines (default: pipelines/)')
+        .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
+        .option('--grace <duration>', 'how long runs in progress get to finish on shutdown', '30s'),
+    ),
+  ).action(
+    action((path: string | undefined, options: ServeOptions & CommonOptions) =>
+      serveCommand(deps.context(options), path, options),
+    ),
+  );
+
+  withStoreOption(
+    withProjectOptions(
+      program
+        .command('trigger')
+        .description('ask the running weft serve to run a pipeline now; prints the request id')
+        .argument('<pipeline>', 'a pipeline file, or a pipeline name in pipelines/')
+        .addOption(paramOption())
+        .option('-w, --wait', 'wait for the run to end; exit 0 when it succeeded'),
+    ),
+  ).action(
+    action((pipeline: string, options: TriggerOptions & CommonOptions) =>
+      triggerCommand(deps.context(options), pipeline, options),
+    ),
+  );
+
+  withStoreOption(
+    withProjectOptions(
+      program
+        .command('list')
+        .description('list pipelines with their schedules, next fire times, last run and validity')
+        .argument('[path]', 'a folder or file of pipelines (default: pipelines/)')
+        .addOption(formatOption(['text', 'json'], 'text')),
+    ),
+  ).action(
+    action((path: string | undefined, options: ListOptions & CommonOptions) =>
+      listCommand(deps.context(options), path, options),
+    ),
+  );
+
   withProjectOptions(
     program
       .command('schema')
       .description("print the pipeline JSON Schema, with the registered handlers' argument schemas merged in")
       .option('-w, --write <file>', 'write it to a file instead'),
   ).action(action((options: { write?: string } & CommonOptions) => schemaCommand(deps.context(options), options)));
+
+  withStoreOption(
+    withProjectOptions(
+      program
+        .command('check')
+        .description('is the run store, Redis and PostgreSQL reachable (with versions)? exit 1 if one a pipeline needs is not')
+        .argument('[path]', 'a folder or file of pipelines whose needs count (default: pipelines/)')
+        .option('--redis-url <url>', 'Redis to probe (default: $REDIS_URL, then redis://127.0.0.1:6379)')
+        .option('--database-url <url>', 'PostgreSQL to probe (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)')
+        .option('--timeout <ms>', 'how long each probe may take', '2000')
+        .addOption(formatOption(['text', 'json'], 'text')),
+    ),
+  ).action(
+    action((path: string | undefined, options: CheckOptions & CommonOptions) =>
+      checkCommand(deps.context(options), path, options),
+    ),
+  );
+
+  const db = program.command('db').description('the PostgreSQL schemas weft uses');
+  db.command('migrate')
+    .description('apply pending PostgreSQL migrations (the organism schema)')
+    .option('--database-url <url>', 'the database (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)')
+    .addOption(formatOption(['text', 'json'], 'text'))
+    .action(action((options: DbMigrateOptions) => dbMigrateCommand(deps.context({}), options)));
+
+  const organism = program.command('organism').description('the Causal Organism reference platform: sample data and metrics');
+  organism
+    .command('emit')
+    .description('fill a Redis stream with a seeded, realistic organisation’s interactions')
+    .option('-n, --count <n>', 'interactions to add', '10000')
+    .option('--people <n>', 'people in the organisation (default 200)')
+    .option('--teams <n>', 'teams (default people / 12)')
+    .option('--days <n>', 'days covered, ending today (default 28)')
+    .option('--start <date>', 'first day instead (ISO date)')
+    .option('--seed <n>', 'random seed: the same seed gives the same stream (default 1)')
+    .option('--stream <name>', 'the stream (default organism:interactions)')
+    .option('--redis-url <url>', 'Redis (default: $REDIS_URL, then redis://127.0.0.1:6379)')
+    .addOption(formatOption(['text', 'json'], 'text'))
+    .action(action((options: OrganismEmitOptions) => organismEmitCommand(deps.context({}), options)));
+  organism
+    .command('analyse')
+    .alias('analyze')
+    .description('compute the organism metrics of an edge list and daily series (JSON file), without a database')
+    .requiredOption('-i, --input <file>', 'JSON { edges: [{source, target, kind?, weight}], daily: [{person, day, count}] }')
+    .option('--window-days <n>', 'days of activity for the influence scores (default 28)')
+    .option('--min-days <n>', 'active days both people need for a score (default 7)')
+    .option('--lag <n>', 'lag in days (default 1)')
+    .option('--seed <n>', 'Louvain seed (default 1)')
+    .option('--window-end <date>', 'last day of the window (default: the latest day in daily)')
+    .addOption(formatOption(['text', 'json'], 'text'))
+    .action(action((options: OrganismAnalyseOptions) => organismAnalyseCommand(deps.context({}), options)));
+
+  registerTestCommand(program, deps);
+  registerInitCommand(program, deps);
+  registerConfigCommand(program, deps);
 }

@@ -2,7 +2,7 @@ import type { LogRecord } from '../../store/run-store.js';
 import { isRunFinished } from '../../core/states.js';
 import { logToJson } from '../../store/run-json.js';
 import type { CliContext } from '../context.js';
-import { requireRun } from './runs.js';
+import { requireRun, requireStoreFor } from './runs.js';
 
 export interface LogsOptions {
   follow?: boolean;
@@ -18,6 +18,7 @@ export async function logsCommand(
   task: string | undefined,
   options: LogsOptions,
 ): Promise<number> {
+  await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
   await requireRun(store, runId);
   let afterSeq = 0;

@@ -1,7 +1,7 @@
 import { prepareResume } from '../../engine/index.js';
 import type { CliContext } from '../context.js';
 import { executeInForeground } from './run.js';
-import { requireRun } from './runs.js';
+import { requireRun, requireStoreFor } from './runs.js';
 
 export interface ResumeOptions {
   task?: string;
@@ -14,6 +14,7 @@ export interface ResumeOptions {
  * tasks (or the one named) and everything downstream again; tasks that succeeded keep their outputs.
  */
 export async function resumeCommand(ctx: CliContext, runId: string, options: ResumeOptions): Promise<number> {
+  await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
   await requireRun(store, runId);
   const run = await prepareResume(store, runId, { now: Date.now(), ...(options.task ? { task: options.task } : {}) });

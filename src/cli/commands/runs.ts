@@ -36,6 +36,12 @@ function parseStates(values: string[] | undefined): RunState[] | undefined {
 export async function runsCommand(ctx: CliContext, runId: string | undefined, options: RunsOptions): Promise<number> {
   const limit = parseLimit(options.limit);
   const states = parseStates(options.state);
+  const missing = await ctx.missingStore();
+  if (missing !== null) {
+    if (runId) throw runNotFound(runId, missing);
+    ctx.io.stdout(options.format === 'json' ? '[]\n' : `no runs yet in ${missing}\n`);
+    return 0;
+  }
   const store = await ctx.recoveredStore();
   if (runId) return showRun(ctx, store, runId, options.format);
   const runs = await store.listRuns({
@@ -72,12 +78,20 @@ export async function runsCommand(ctx: CliContext, runId: string | undefined, op
 
 export async function requireRun(store: RunStore, runId: string) {
   const run = await store.getRun(runId);
-  if (!run) {
-    throw new WeftError('RUN_NOT_FOUND', `no run ${runId} in ${store.location}`, {
-      hint: "'weft runs' lists the runs in this store",
-    });
-  }
+  if (!run) throw runNotFound(runId, store.location);
   return run;
+}
+
+export function runNotFound(runId: string, location: string): WeftError {
+  return new WeftError('RUN_NOT_FOUND', `no run ${runId} in ${location}`, {
+    hint: "'weft runs' lists the runs in this store",
+  });
+}
+
+/** For commands given a run id: fails without creating a store that does not exist yet. */
+export async function requireStoreFor(ctx: CliContext, runId: string): Promise<void> {
+  const missing = await ctx.missingStore();
+  if (missing !== null) throw runNotFound(runId, missing);
 }
 
 async function showRun(ctx: CliContext, store: RunStore, runId: string, format: 'text' | 'json'): Promise<number> {

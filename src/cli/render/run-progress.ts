@@ -130,7 +130,14 @@ function createLiveList(io: CliIO, plan: Plan, alreadySucceeded: ReadonlySet<str
           if (entry.pending) entry.finish(entry.pending);
         }),
     })),
-    { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false, collapseSkips: false } },
+    {
+      concurrent: true,
+      exitOnError: false,
+      // IMPORTANT: listr2's own SIGINT listener calls process.exit(127) at once, which would leave
+      // the run `running` with its commands orphaned; Ctrl-C belongs to `weft run` (cancel the run).
+      registerSignalListeners: false,
+      rendererOptions: { collapseErrors: false, collapseSkips: false },
+    },
   );
   for (const name of alreadySucceeded) {
     setTitle(name, `${name} ${c.dim('succeeded earlier')}`);

@@ -3,7 +3,10 @@ import { WeftError } from '../../errors.js';
 import { POSTGRES_MIGRATIONS } from './migrations/index.js';
 import { quoteIdent } from './pool.js';
 
-export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(
+  (max, m) => Math.max(max, m.version),
+  0,
+);
 
 /** Any constant works, as long as every weft process uses the same one (second key: the schema). */
 const MIGRATION_LOCK = 0x77656674; // "weft"

@@ -14,9 +14,13 @@ const TIMESTAMPTZ_OID = 1184;
 
 const parseTimestamp = pg.types.getTypeParser(TIMESTAMPTZ_OID, 'text') as (text: string) => unknown;
 
+type TextParser = (text: string) => unknown;
+const defaultParser = (oid: number, format: 'text' | 'binary'): TextParser =>
+  pg.types.getTypeParser(oid, format) as TextParser;
+
 const types: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-    if (format === 'binary') return pg.types.getTypeParser(oid, 'binary');
+  getTypeParser: ((oid: number, format?: 'text' | 'binary'): TextParser => {
+    if (format === 'binary') return defaultParser(oid, 'binary');
     switch (oid) {
       case JSON_OID:
         return (text: string) => text;
@@ -29,7 +33,7 @@ const types: pg.CustomTypesConfig = {
           return value instanceof Date && !Number.isNaN(value.getTime()) ? value.toISOString() : text;
         };
       default:
-        return pg.types.getTypeParser(oid, 'text');
+        return defaultParser(oid, 'text');
     }
   }) as pg.CustomTypesConfig['getTypeParser'],
 };

@@ -9,16 +9,22 @@ import type {
   AttemptCondition,
   AttemptPatch,
   AttemptRecord,
+  FireOutcome,
+  FireQuery,
+  FireRecord,
   HookPatch,
   HookRecord,
   HookState,
   LogQuery,
   LogRecord,
   NewRun,
+  NewRunRequest,
   RunCondition,
   RunPatch,
   RunQuery,
   RunRecord,
+  RunRequestRecord,
+  RunRequestState,
   RunStore,
   RunTrigger,
   TaskRunCondition,
@@ -29,22 +35,26 @@ import { checkPostgresSchema, migratePostgres } from './migrate.js';
 import { createStorePool } from './pool.js';
 import {
   ATTEMPT_COLUMNS,
+  claimRunRequestsExecutor,
   type Column,
+  completeRunRequestExecutor,
   type ConditionKind,
   createRunExecutor,
   type CreateRunPayload,
   encodeValue,
   HOOK_COLUMNS,
-  insertAttempts,
-  insertHooks,
-  insertLogs,
-  prepared,
+  insertAttemptsPart,
+  insertHooksPart,
+  insertLogsPart,
+  recordFireExecutor,
+  requestRunExecutor,
   RUN_COLUMNS,
+  RUN_REQUEST_FIELDS,
   type SqlValue,
   TASK_RUN_COLUMNS,
-  updateExecutor,
+  updatePart,
 } from './statements.js';
-import { type BatchWrite, type GroupExecutor, PgWriteQueue, sqlState } from './write-batch.js';
+import { type BatchWrite, type PartBuilder, PgWriteQueue, prepared, sqlState } from './write-batch.js';
 
 /**
  * The distributed RunStore: PostgreSQL through a `pg` pool, with group commit (write-batch.ts) so
@@ -133,6 +143,60 @@ interface HookRow {
   finished_at: string | null;
 }
 
+interface FireRow {
+  pipeline: string;
+  scheduled_for: string;
+  outcome: string;
+  reason: string | null;
+  run_id: string | null;
+  recorded_at: string;
+}
+
+interface RunRequestRow {
+  id: string;
+  pipeline: string;
+  params: string;
+  state: string;
+  requested_at: string;
+  claimed_by: string | null;
+  claimed_at: string | null;
+  run_id: string | null;
+  error: string | null;
+  completed_at: string | null;
+}
+
+function toFire(row: FireRow): FireRecord {
+  return {
+    pipeline: row.pipeline,
+    scheduledFor: row.scheduled_for,
+    outcome: row.outcome as FireOutcome,
+    reason: row.reason,
+    runId: row.run_id,
+    recordedAt: row.recorded_at,
+  };
+}
+
+function toRunRequest(row: RunRequestRow): RunRequestRecord {
+  return {
+    id: row.id,
+    pipeline: row.pipeline,
+    params: parseParams(row.params),
+    state: row.state as RunRequestState,
+    requestedAt: row.requested_at,
+    claimedBy: row.claimed_by,
+    claimedAt: row.claimed_at,
+    runId: row.run_id,
+    error: parseJsonColumn<ErrorInfo>(row.error),
+    completedAt: row.completed_at,
+  };
+}
+
+/** Fires and run requests are rare: every write of one table waits for the previous (one key). */
+const FIRES_KEY = 'fires';
+const RUN_REQUESTS_KEY = 'run_requests';
+
+const FIRE_FIELDS = 'pipeline, scheduled_for, outcome, reason, run_id, recorded_at';
+
 const RUN_FIELDS = `id, pipeline, state, params, plan_hash, trigger, scheduled_for, attempt, owner, heartbeat_at,
   created_at, started_at, finished_at, next_attempt_at, error, cancel_requested`;
 
@@ -148,6 +212,11 @@ function storeError(location: string, doing: string, cause: unknown): WeftError 
   });
 }
 
+/** ISO strings from the database all have one form, so they compare as text. */
+function compareTimes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function closedError(location: string): WeftError {
   return new WeftError('STORE_FAILED', `the store ${location} is closed`);
 }
@@ -156,7 +225,10 @@ function closedError(location: string): WeftError {
  * Opens (and by default migrates) a PostgreSQL store. Rejects with STORE_FAILED when the database
  * cannot be reached or was written by a newer weft.
  */
-export async function createPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<RunStore> {
+export async function createPostgresStore(
+  url: string,
+  options: PostgresStoreOptions = {},
+): Promise<RunStore> {
   const location = redactUrl(url);
   let pool: pg.Pool;
   try {
@@ -195,7 +267,7 @@ class PostgresRunStore implements RunStore {
   readonly #planTexts = new WeakMap<Plan, { text: string; hash: string }>();
   /** Hashes of plans known to be committed: creating another run of one does not send it again. */
   readonly #storedPlans = new Set<string>();
-  readonly #updates = new Map<string, GroupExecutor>();
+  readonly #updates = new Map<string, PartBuilder>();
   #closed = false;
 
   constructor(pool: pg.Pool, location: string) {
@@ -246,9 +318,11 @@ class PostgresRunStore implements RunStore {
   ): Promise<boolean> {
     const set: Column[] = [];
     const values: SqlValue[] = keys.map(([, value]) => value);
-    for (const [key, value] of Object.entries(patch)) {
-      if (value === undefined || !Object.hasOwn(columns, key)) continue;
-      const column = columns[key]!;
+    // In the columns' order, not the patch's: patches with the same keys share one statement.
+    for (const [key, column] of Object.entries(columns)) {
+      if (!Object.hasOwn(patch, key)) continue;
+      const value = (patch as Record<string, unknown>)[key];
+      if (value === undefined) continue;
       set.push(column);
       values.push(encodeValue(column.type, value));
     }
@@ -260,13 +334,13 @@ class PostgresRunStore implements RunStore {
       conditions: conditions.map(([kind]) => kind),
     };
     const group = `update:${table}:${set.map((c) => c.column).join(',')}:${shape.conditions.join(',')}`;
-    let execute = this.#updates.get(group);
-    if (!execute) {
-      execute = updateExecutor(shape);
-      this.#updates.set(group, execute);
+    let part = this.#updates.get(group);
+    if (!part) {
+      part = updatePart(shape);
+      this.#updates.set(group, part);
     }
     const rowKey = [table, ...keys.map(([, value]) => String(value))].join('\u0000');
-    return this.#write<boolean>({ group, execute, payload: values, keys: [rowKey] });
+    return this.#write<boolean>({ group, run: { part }, payload: values, keys: [rowKey] });
   }
 
   #cachePlan(hash: string, text: string): Plan {
@@ -359,7 +433,7 @@ class PostgresRunStore implements RunStore {
     };
     return this.#write({
       group: 'createRun',
-      execute: createRunExecutor,
+      run: { execute: createRunExecutor },
       payload,
       keys: [],
       barrier: true,
@@ -487,7 +561,7 @@ class PostgresRunStore implements RunStore {
       attempt.pid,
     ];
     const key = ['attempts', attempt.runId, attempt.task, String(attempt.attempt)].join('\u0000');
-    return this.#write({ group: 'insertAttempt', execute: insertAttempts, payload, keys: [key] });
+    return this.#write({ group: 'insertAttempt', run: { part: insertAttemptsPart }, payload, keys: [key] });
   }
 
   updateAttempt(
@@ -549,7 +623,13 @@ class PostgresRunStore implements RunStore {
       l.level,
       encodeValue('bytea', l.message),
     ]);
-    return this.#write({ group: 'appendLogs', execute: insertLogs, payload, keys: [], sequenced: true });
+    return this.#write({
+      group: 'appendLogs',
+      run: { part: insertLogsPart },
+      payload,
+      keys: [],
+      sequenced: true,
+    });
   }
 
   getLogs(runId: string, query: LogQuery = {}): Promise<LogRecord[]> {
@@ -594,7 +674,7 @@ class PostgresRunStore implements RunStore {
       h.finishedAt,
     ]);
     const keys = hooks.map((h) => ['hooks', h.runId, h.key].join('\u0000'));
-    return this.#write({ group: 'addHooks', execute: insertHooks, payload, keys });
+    return this.#write({ group: 'addHooks', run: { part: insertHooksPart }, payload, keys });
   }
 
   updateHook(runId: string, key: string, patch: HookPatch): Promise<boolean> {
@@ -631,6 +711,120 @@ class PostgresRunStore implements RunStore {
           finishedAt: row.finished_at,
         }),
       );
+    });
+  }
+
+  // ---- fires and run requests ------------------------------------------------------------------
+
+  recordFire(fire: FireRecord): Promise<boolean> {
+    const payload: SqlValue[] = [
+      fire.pipeline,
+      fire.scheduledFor,
+      fire.outcome,
+      encodeValue('text', fire.reason),
+      fire.runId,
+      fire.recordedAt,
+    ];
+    return this.#write({
+      group: 'recordFire',
+      run: { execute: recordFireExecutor },
+      payload,
+      keys: [FIRES_KEY],
+    });
+  }
+
+  listFires(query: FireQuery = {}): Promise<FireRecord[]> {
+    return this.#read(async () => {
+      const limit = query.limit ?? DEFAULT_LIMIT;
+      const rows =
+        query.pipeline === undefined
+          ? await this.#rows<FireRow>(
+              `SELECT ${FIRE_FIELDS} FROM fires ORDER BY scheduled_for DESC, pipeline LIMIT $1`,
+              [limit],
+            )
+          : await this.#rows<FireRow>(
+              `SELECT ${FIRE_FIELDS} FROM fires WHERE pipeline = $1 ORDER BY scheduled_for DESC LIMIT $2`,
+              [query.pipeline, limit],
+            );
+      return rows.map(toFire);
+    });
+  }
+
+  lastFire(pipeline: string): Promise<FireRecord | null> {
+    return this.#read(async () => {
+      const rows = await this.#rows<FireRow>(
+        `SELECT ${FIRE_FIELDS} FROM fires WHERE pipeline = $1 ORDER BY scheduled_for DESC LIMIT 1`,
+        [pipeline],
+      );
+      return rows[0] ? toFire(rows[0]) : null;
+    });
+  }
+
+  requestRun(request: NewRunRequest): Promise<RunRequestRecord> {
+    // Copied now: the caller may change its objects before the batch runs.
+    const paramsText = JSON.stringify(request.params);
+    const payload: SqlValue[] = [request.id, request.pipeline, paramsText, request.requestedAt];
+    return this.#write({
+      group: 'requestRun',
+      run: { execute: requestRunExecutor },
+      payload,
+      keys: [RUN_REQUESTS_KEY],
+    }).then(() =>
+      toRunRequest({
+        id: request.id,
+        pipeline: request.pipeline,
+        params: paramsText,
+        state: 'pending',
+        requested_at: request.requestedAt,
+        claimed_by: null,
+        claimed_at: null,
+        run_id: null,
+        error: null,
+        completed_at: null,
+      }),
+    );
+  }
+
+  claimRunRequests(limit: number, owner: string, now: string): Promise<RunRequestRecord[]> {
+    const payload: SqlValue[] = [encodeValue('text', owner), now, Math.max(0, Math.floor(limit))];
+    return this.#write<RunRequestRow[]>({
+      group: 'claimRunRequests',
+      run: { execute: claimRunRequestsExecutor },
+      payload,
+      keys: [RUN_REQUESTS_KEY],
+    }).then((rows) =>
+      // RETURNING has no order of its own: oldest first, as they were chosen.
+      rows
+        .map(toRunRequest)
+        .sort(
+          (a, b) => compareTimes(a.requestedAt, b.requestedAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+        ),
+    );
+  }
+
+  completeRunRequest(
+    id: string,
+    runId: string | null,
+    error: ErrorInfo | null,
+    completedAt: string,
+  ): Promise<boolean> {
+    const state: RunRequestState = error === null && runId !== null ? 'done' : 'failed';
+    const payload: SqlValue[] = [state, runId, encodeValue('json', error), completedAt, id];
+    return this.#write({
+      group: 'completeRunRequest',
+      run: { execute: completeRunRequestExecutor },
+      payload,
+      keys: [RUN_REQUESTS_KEY],
+    });
+  }
+
+  getRunRequest(id: string): Promise<RunRequestRecord | null> {
+    return this.#read(async () => {
+      const rows = await this.#rows<RunRequestRow>(
+        `SELECT ${RUN_REQUEST_FIELDS} FROM run_requests WHERE id = $1`,
+        [id],
+      );
+      return rows[0] ? toRunRequest(rows[0]) : null;
     });
   }
 

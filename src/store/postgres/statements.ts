@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { WeftError } from '../../errors.js';
 import type { AttemptPatch, HookPatch, RunPatch, TaskRunPatch } from '../run-store.js';
-import type { GroupExecutor, Outcome } from './write-batch.js';
+import { type GroupExecutor, type Outcome, type PartBuilder, prepared } from './write-batch.js';
 
 /**
  * The SQL of the PostgreSQL store's writes, each as a multi-row statement over `unnest` of one
@@ -28,10 +27,15 @@ export function encodeValue(type: SqlType, value: unknown): SqlValue {
       return JSON.stringify(value);
     case 'text':
       // PostgreSQL text cannot hold NUL, and one such value would abort the whole batch.
-      return typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : (value as SqlValue);
+      return typeof value === 'string' && value.includes('\u0000')
+        ? value.replaceAll('\u0000', '\uFFFD')
+        : (value as SqlValue);
     case 'bytea':
-      return Buffer.from(String(value), 'utf8');
-    default:
+      return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value), 'utf8');
+    case 'integer':
+    case 'bigint':
+    case 'boolean':
+    case 'timestamptz':
       return value as SqlValue;
   }
 }
@@ -70,21 +74,6 @@ export const HOOK_COLUMNS: Record<keyof HookPatch, Column> = {
   finishedAt: { column: 'finished_at', type: 'timestamptz' },
 };
 
-const statementNames = new Map<string, string>();
-
-/**
- * A named (prepared) query: each connection parses and plans a statement once, then only binds
- * values. The name is derived from the text, so the same text always has the same name.
- */
-export function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
-  let name = statementNames.get(text);
-  if (name === undefined) {
-    name = `weft_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    statementNames.set(text, name);
-  }
-  return { name, text, values: values as unknown[] };
-}
-
 /** Rows -> one array per column, for `unnest($1::type[], $2::type[], …)`. */
 function columnsOf(rows: readonly (readonly SqlValue[])[], width: number): SqlValue[][] {
   const columns: SqlValue[][] = Array.from({ length: width }, () => new Array<SqlValue>(rows.length));
@@ -94,13 +83,18 @@ function columnsOf(rows: readonly (readonly SqlValue[])[], width: number): SqlVa
   return columns;
 }
 
-function unnestOf(types: readonly SqlType[], names: readonly string[]): string {
-  const args = types.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
+/** `unnest($b+1::t1[], …) WITH ORDINALITY AS u(names…, ord)`, parameters numbered after `base`. */
+function unnestOf(types: readonly SqlType[], names: readonly string[], base: number): string {
+  const args = types.map((type, i) => `$${base + i + 1}::${type}[]`).join(', ');
   return `unnest(${args}) WITH ORDINALITY AS u(${names.join(', ')}, ord)`;
 }
 
 const ok = (value: unknown): Outcome => ({ ok: true, value });
 const failed = (error: Error): Outcome => ({ ok: false, error });
+
+function selectRows(g: number, ord: string, a: string, b: string, from: string): string {
+  return `SELECT ${g}::integer AS g, (${ord})::bigint AS ord, (${a})::boolean AS a, (${b})::boolean AS b FROM ${from}`;
+}
 
 // ---- fenced updates -----------------------------------------------------------------------------
 
@@ -127,7 +121,7 @@ export interface UpdateShape {
  * update of many rows in one statement, the condition in the WHERE, so it holds against writes of
  * other processes too. Each payload is one row: key values, then set values, then condition values.
  */
-export function updateExecutor(shape: UpdateShape): GroupExecutor {
+export function updatePart(shape: UpdateShape): PartBuilder {
   const types = [
     ...shape.keys.map((k) => k.type),
     ...shape.set.map((s) => s.type),
@@ -147,12 +141,19 @@ export function updateExecutor(shape: UpdateShape): GroupExecutor {
     ...shape.keys.map((k) => `t.${k.column} = u.k_${k.column}`),
     ...shape.conditions.map((c) => CONDITION_SQL[c].where),
   ].join(' AND ');
-  const sql = `UPDATE ${shape.table} AS t SET ${set} FROM ${unnestOf(types, names)} WHERE ${where} RETURNING u.ord`;
-  return async (client, payloads) => {
+  return (payloads, base, p, g) => {
     const rows = payloads as readonly (readonly SqlValue[])[];
-    const result = await client.query<{ ord: number }>(prepared(sql, columnsOf(rows, types.length)));
-    const matched = new Set(result.rows.map((row) => row.ord));
-    return rows.map((_, i) => ok(matched.has(i + 1)));
+    return {
+      ctes: [
+        `${p}upd AS (UPDATE ${shape.table} AS t SET ${set} FROM ${unnestOf(types, names, base)} WHERE ${where} RETURNING u.ord)`,
+      ],
+      select: selectRows(g, 'ord', 'NULL', 'NULL', `${p}upd`),
+      values: columnsOf(rows, types.length),
+      finish: (result) => {
+        const matched = new Set(result.map((row) => row.ord));
+        return rows.map((_, i) => ok(matched.has(i + 1)));
+      },
+    };
   };
 }
 
@@ -171,39 +172,51 @@ const ATTEMPT_INSERT_TYPES: readonly SqlType[] = [
   'integer',
 ];
 const ATTEMPT_FIELDS = 'run_id, task, attempt, state, delay_ms, started_at, finished_at, error, worker, pid';
-const INSERT_ATTEMPTS = `WITH u AS MATERIALIZED (SELECT * FROM ${unnestOf(ATTEMPT_INSERT_TYPES, ATTEMPT_FIELDS.split(', '))}),
-ins AS (
+
+/**
+ * One payload per attempt: the values of ATTEMPT_FIELDS, in order. Neither a duplicate nor a task
+ * the run does not have is an error here (it would abort the batch): each is reported per row.
+ */
+export const insertAttemptsPart: PartBuilder = (payloads, base, p, g) => {
+  const rows = payloads as readonly (readonly SqlValue[])[];
+  return {
+    ctes: [
+      `${p}u AS MATERIALIZED (SELECT * FROM ${unnestOf(ATTEMPT_INSERT_TYPES, ATTEMPT_FIELDS.split(', '), base)})`,
+      `${p}ins AS (
   INSERT INTO attempts (${ATTEMPT_FIELDS})
-  SELECT ${ATTEMPT_FIELDS} FROM u
+  SELECT ${ATTEMPT_FIELDS} FROM ${p}u u
   WHERE EXISTS (SELECT 1 FROM task_runs t WHERE t.run_id = u.run_id AND t.task = u.task)
   ORDER BY u.ord
   ON CONFLICT DO NOTHING
   RETURNING run_id, task, attempt
-)
-SELECT u.ord, ins.run_id IS NOT NULL AS inserted,
-  EXISTS (SELECT 1 FROM task_runs t WHERE t.run_id = u.run_id AND t.task = u.task) AS has_task
-FROM u LEFT JOIN ins ON ins.run_id = u.run_id AND ins.task = u.task AND ins.attempt = u.attempt
-ORDER BY u.ord`;
-
-/** One payload per attempt: the values of ATTEMPT_FIELDS, in order. */
-export const insertAttempts: GroupExecutor = async (client, payloads) => {
-  const rows = payloads as readonly (readonly SqlValue[])[];
-  const result = await client.query<{ ord: number; inserted: boolean; has_task: boolean }>(
-    prepared(INSERT_ATTEMPTS, columnsOf(rows, ATTEMPT_INSERT_TYPES.length)),
-  );
-  return result.rows.map((row) => {
-    if (row.inserted) return ok(undefined);
-    const [runId, task, attempt] = rows[row.ord - 1]!;
-    return failed(
-      new WeftError(
-        'STORE_FAILED',
-        row.has_task
-          ? `attempt ${String(attempt)} of task "${String(task)}" in run ${String(runId)} exists already`
-          : `cannot insert an attempt of task "${String(task)}": run ${String(runId)} has no such task`,
-        { retryable: false },
-      ),
-    );
-  });
+)`,
+    ],
+    select: selectRows(
+      g,
+      'u.ord',
+      'i.run_id IS NOT NULL',
+      'EXISTS (SELECT 1 FROM task_runs t WHERE t.run_id = u.run_id AND t.task = u.task)',
+      `${p}u u LEFT JOIN ${p}ins i ON i.run_id = u.run_id AND i.task = u.task AND i.attempt = u.attempt`,
+    ),
+    values: columnsOf(rows, ATTEMPT_INSERT_TYPES.length),
+    finish: (result) => {
+      const outcomes = rows.map(() => ok(undefined));
+      for (const row of result) {
+        if (row.a) continue;
+        const [runId, task, attempt] = rows[row.ord - 1]!;
+        outcomes[row.ord - 1] = failed(
+          new WeftError(
+            'STORE_FAILED',
+            row.b
+              ? `attempt ${String(attempt)} of task "${String(task)}" in run ${String(runId)} exists already`
+              : `cannot insert an attempt of task "${String(task)}": run ${String(runId)} has no such task`,
+            { retryable: false },
+          ),
+        );
+      }
+      return outcomes;
+    },
+  };
 };
 
 // ---- logs and hooks: many rows per write, all or none -------------------------------------------
@@ -212,42 +225,46 @@ export const insertAttempts: GroupExecutor = async (client, payloads) => {
  * A write of several rows that all need their run: rows carry the index of their write (`op`);
  * a write with a row whose run does not exist inserts nothing and is reported back.
  */
-function insertRowsSql(table: string, types: readonly SqlType[], fields: readonly string[], tail = ''): string {
-  return `WITH u AS MATERIALIZED (SELECT * FROM ${unnestOf(['integer', ...types], ['op', ...fields])}),
-bad AS (SELECT DISTINCT u.op FROM u WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id)),
-ins AS (
-  INSERT INTO ${table} (${fields.join(', ')})
-  SELECT ${fields.join(', ')} FROM u WHERE u.op NOT IN (SELECT op FROM bad) ORDER BY u.ord ${tail}
-)
-SELECT op FROM bad`;
-}
-
-function rowsExecutor(
-  sql: string,
-  width: number,
+function rowsPart(
+  table: string,
+  types: readonly SqlType[],
+  fields: readonly string[],
+  tail: string,
   missing: (payload: unknown) => Error,
-): GroupExecutor {
-  return async (client, payloads) => {
+): PartBuilder {
+  return (payloads, base, p, g) => {
     const rows: SqlValue[][] = [];
     (payloads as readonly (readonly (readonly SqlValue[])[])[]).forEach((lines, op) => {
       for (const line of lines) rows.push([op, ...line]);
     });
-    if (rows.length === 0) return payloads.map(() => ok(undefined));
-    const result = await client.query<{ op: number }>(prepared(sql, columnsOf(rows, width + 1)));
-    const bad = new Set(result.rows.map((row) => row.op));
-    return payloads.map((payload, op) => (bad.has(op) ? failed(missing(payload)) : ok(undefined)));
+    return {
+      ctes: [
+        `${p}u AS MATERIALIZED (SELECT * FROM ${unnestOf(['integer', ...types], ['op', ...fields], base)})`,
+        `${p}bad AS (SELECT DISTINCT u.op FROM ${p}u u WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = u.run_id))`,
+        `${p}ins AS (
+  INSERT INTO ${table} (${fields.join(', ')})
+  SELECT ${fields.join(', ')} FROM ${p}u u WHERE u.op NOT IN (SELECT op FROM ${p}bad) ORDER BY u.ord ${tail}
+)`,
+      ],
+      select: selectRows(g, 'op', 'NULL', 'NULL', `${p}bad`),
+      values: columnsOf(rows, fields.length + 1),
+      finish: (result) => {
+        const bad = new Set(result.map((row) => row.ord));
+        return payloads.map((payload, op) => (bad.has(op) ? failed(missing(payload)) : ok(undefined)));
+      },
+    };
   };
 }
 
 const LOG_TYPES: readonly SqlType[] = ['text', 'text', 'integer', 'timestamptz', 'text', 'bytea'];
 const LOG_FIELDS = ['run_id', 'task', 'attempt', 'ts', 'level', 'message'];
 
-/** One payload per appendLogs call: its lines, each the values of LOG_FIELDS. */
-export const insertLogs: GroupExecutor = rowsExecutor(
-  // ORDER BY: a sequence value is drawn per row as rows arrive, so lines get seqs in issue order.
-  insertRowsSql('logs', LOG_TYPES, LOG_FIELDS),
-  LOG_FIELDS.length,
-  (payload) => missingRun(payload, 'append logs'),
+/**
+ * One payload per appendLogs call: its lines, each the values of LOG_FIELDS. ORDER BY: a sequence
+ * value is drawn per row as rows arrive, so lines get seqs in issue order.
+ */
+export const insertLogsPart: PartBuilder = rowsPart('logs', LOG_TYPES, LOG_FIELDS, '', (payload) =>
+  missingRun(payload, 'append logs'),
 );
 
 const HOOK_TYPES: readonly SqlType[] = [
@@ -261,13 +278,24 @@ const HOOK_TYPES: readonly SqlType[] = [
   'timestamptz',
   'timestamptz',
 ];
-const HOOK_FIELDS = ['run_id', 'key', 'event', 'task', 'handler', 'state', 'error', 'created_at', 'finished_at'];
+const HOOK_FIELDS = [
+  'run_id',
+  'key',
+  'event',
+  'task',
+  'handler',
+  'state',
+  'error',
+  'created_at',
+  'finished_at',
+];
 
-/** One payload per addHooks call: its hooks, each the values of HOOK_FIELDS. */
-export const insertHooks: GroupExecutor = rowsExecutor(
-  // A hook whose (run, key) exists already is left as it is.
-  insertRowsSql('hooks', HOOK_TYPES, HOOK_FIELDS, 'ON CONFLICT DO NOTHING'),
-  HOOK_FIELDS.length,
+/** One payload per addHooks call: its hooks. A hook whose (run, key) exists is left as it is. */
+export const insertHooksPart: PartBuilder = rowsPart(
+  'hooks',
+  HOOK_TYPES,
+  HOOK_FIELDS,
+  'ON CONFLICT DO NOTHING',
   (payload) => missingRun(payload, 'add hooks'),
 );
 
@@ -364,3 +392,81 @@ export const createRunExecutor: GroupExecutor = async (client, payloads) => {
   }
   return outcomes;
 };
+
+// ---- fires and run requests: rare, so one statement per write ----------------------------------
+
+/** Runs each write of a group with statements of its own, in order. */
+function eachExecutor<P>(run: (client: pg.PoolClient, payload: P) => Promise<Outcome>): GroupExecutor {
+  return async (client, payloads) => {
+    const outcomes: Outcome[] = [];
+    for (const payload of payloads as readonly P[]) outcomes.push(await run(client, payload));
+    return outcomes;
+  };
+}
+
+/** [pipeline, scheduledFor, outcome, reason, runId, recordedAt]. */
+export const recordFireExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(async (client, values) => {
+  const result = await client.query(
+    prepared(
+      `INSERT INTO fires (pipeline, scheduled_for, outcome, reason, run_id, recorded_at)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, scheduled_for) DO NOTHING RETURNING 1`,
+      values,
+    ),
+  );
+  return ok((result.rowCount ?? 0) > 0);
+});
+
+/** [id, pipeline, paramsText, requestedAt]. */
+export const requestRunExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(async (client, values) => {
+  const result = await client.query(
+    prepared(
+      `INSERT INTO run_requests (id, pipeline, params, state, requested_at)
+       VALUES ($1, $2, $3::json, 'pending', $4) ON CONFLICT (id) DO NOTHING RETURNING 1`,
+      values,
+    ),
+  );
+  if ((result.rowCount ?? 0) > 0) return ok(undefined);
+  return failed(
+    new WeftError('RUN_DUPLICATE', `a run request with id ${String(values[0])} exists already`, {
+      retryable: false,
+    }),
+  );
+});
+
+export const RUN_REQUEST_FIELDS =
+  'id, pipeline, params, state, requested_at, claimed_by, claimed_at, run_id, error, completed_at';
+
+/**
+ * [owner, now, limit]. SKIP LOCKED: a scheduler in another process claiming at the same moment
+ * takes other requests instead of waiting for these, and never the same ones.
+ */
+export const claimRunRequestsExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(
+  async (client, values) => {
+    const result = await client.query(
+      prepared(
+        `UPDATE run_requests SET state = 'claimed', claimed_by = $1, claimed_at = $2
+       WHERE id IN (
+         SELECT id FROM run_requests WHERE state = 'pending' ORDER BY requested_at, id LIMIT $3
+         FOR UPDATE SKIP LOCKED
+       )
+       RETURNING ${RUN_REQUEST_FIELDS}`,
+        values,
+      ),
+    );
+    return ok(result.rows);
+  },
+);
+
+/** [state, runId, error, completedAt, id]. */
+export const completeRunRequestExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(
+  async (client, values) => {
+    const result = await client.query(
+      prepared(
+        `UPDATE run_requests SET state = $1, run_id = $2, error = $3::json, completed_at = $4
+         WHERE id = $5 AND state = 'claimed' RETURNING 1`,
+        values,
+      ),
+    );
+    return ok((result.rowCount ?? 0) > 0);
+  },
+);

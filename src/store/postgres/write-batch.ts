@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type pg from 'pg';
 
@@ -7,8 +8,10 @@ import type pg from 'pg';
  * Writes are queued; every write queued before the next turn of the event loop (and every write
  * queued while the previous batch was committing) is sent in ONE transaction on one client, and
  * each promise settles with its own result only after COMMIT. Inside the transaction, writes of the
- * same kind and shape become one multi-row statement (`… FROM unnest($1::text[], …)`), so a batch
- * of 500 small writes costs a handful of round trips and one WAL flush instead of 500 of each.
+ * same kind and shape become one multi-row data-modifying CTE (`… FROM unnest($1::text[], …)`), and
+ * the groups of one step share one `WITH … SELECT` statement; a batch that is one such statement is
+ * sent alone, as its own transaction. A batch of 500 small writes thus costs one to a few round
+ * trips and one WAL flush instead of 500 of each.
  *
  * Turning a sequence of writes into a few statements must not change what they do, so a batch is
  * cut into steps (see planSteps): two writes to the same row never share a step, log lines keep
@@ -27,10 +30,74 @@ export type Outcome = { ok: true; value: unknown } | { ok: false; error: Error }
 /** Runs the writes of one group in the current transaction; one outcome per payload, in order. */
 export type GroupExecutor = (client: pg.PoolClient, payloads: readonly unknown[]) => Promise<Outcome[]>;
 
+/**
+ * The writes of one group, as common table expressions that can share ONE statement with the
+ * other groups of their step: writes of one step touch different rows, so running them as
+ * data-modifying CTEs of one statement (which all see the same snapshot) changes nothing, and
+ * saves a round trip per group. Each part reports back rows (g, ord, a, b) that `finish` reads.
+ */
+export interface StatementPart {
+  ctes: string[];
+  /** A SELECT of `(g, ord, a, b)` rows: g the group's number, the rest its own. */
+  select: string;
+  values: unknown[];
+  finish: (rows: readonly PartRow[]) => Outcome[];
+}
+
+export interface PartRow {
+  g: number;
+  ord: number;
+  a: boolean | null;
+  b: boolean | null;
+}
+
+/**
+ * Builds a group's part: its parameters numbered after `base`, its CTE names prefixed with `p`,
+ * its result rows tagged with `g`.
+ */
+export type PartBuilder = (payloads: readonly unknown[], base: number, p: string, g: number) => StatementPart;
+
+/** Runs parts as one statement (WITH … SELECT … UNION ALL …) and returns each part's outcomes. */
+export async function runParts(
+  client: pg.PoolClient,
+  builders: readonly { build: PartBuilder; payloads: readonly unknown[] }[],
+): Promise<Outcome[][]> {
+  const parts: StatementPart[] = [];
+  const values: unknown[] = [];
+  builders.forEach(({ build, payloads }, g) => {
+    const part = build(payloads, values.length, `g${g}_`, g);
+    parts.push(part);
+    values.push(...part.values);
+  });
+  const sql = `WITH ${parts.flatMap((part) => part.ctes).join(',\n')}\n${parts
+    .map((part) => part.select)
+    .join('\nUNION ALL\n')}`;
+  const result = await client.query<PartRow>(prepared(sql, values));
+  const byGroup = parts.map((): PartRow[] => []);
+  for (const row of result.rows) byGroup[row.g]!.push(row);
+  return parts.map((part, g) => part.finish(byGroup[g]!));
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A named (prepared) query: each connection parses and plans a statement once, then only binds
+ * values. The name is derived from the text, so the same text always has the same name.
+ */
+export function prepared(text: string, values: readonly unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `weft_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values: values as unknown[] };
+}
+
 export interface BatchWrite {
   /** Writes with the same group (same statement shape) that land in one step run as one statement. */
   group: string;
-  execute: GroupExecutor;
+  /** How its group runs: as a part of its step's one statement, or with statements of its own. */
+  run: { part: PartBuilder } | { execute: GroupExecutor };
   payload: unknown;
   /** Rows it changes, e.g. "task_runs\0<run>\0<task>": writes sharing a key run in issue order. */
   keys: readonly string[];
@@ -228,24 +295,19 @@ export class PgWriteQueue {
     batch.forEach((item, i) => index.set(item, i));
     const steps = planSteps(batch);
     const outcomes: Outcome[] = new Array<Outcome>(batch.length);
+    const logs = batch.some((item) => item.write.sequenced);
+    // One step of parts is one statement: sent alone it is its own transaction (one round trip).
+    const single = !logs && steps.length === 1 && steps[0]!.every((group) => 'part' in group[0]!.write.run);
     const client = await this.#pool.connect();
     let broken = false;
     try {
-      const logs = batch.some((item) => item.write.sequenced);
+      if (single) {
+        await runStep(client, steps[0]!, index, outcomes);
+        return outcomes;
+      }
       await client.query(logs ? `BEGIN; ${this.#options.logLockSql}` : 'BEGIN');
       try {
-        for (const groups of steps) {
-          for (const group of groups) {
-            const first = group[0]!.write;
-            const results = await first.execute(
-              client,
-              group.map((item) => item.write.payload),
-            );
-            group.forEach((item, i) => {
-              outcomes[index.get(item)!] = results[i]!;
-            });
-          }
-        }
+        for (const groups of steps) await runStep(client, groups, index, outcomes);
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {
@@ -262,4 +324,27 @@ export class PgWriteQueue {
       client.release(broken);
     }
   }
+}
+
+/** Runs one step: its parts as one statement, its other groups with statements of their own. */
+async function runStep(
+  client: pg.PoolClient,
+  groups: readonly (readonly Queued[])[],
+  index: ReadonlyMap<Queued, number>,
+  outcomes: Outcome[],
+): Promise<void> {
+  const record = (group: readonly Queued[], results: readonly Outcome[]) =>
+    group.forEach((item, i) => {
+      outcomes[index.get(item)!] = results[i]!;
+    });
+  const parts: { group: readonly Queued[]; build: PartBuilder; payloads: unknown[] }[] = [];
+  for (const group of groups) {
+    const { run } = group[0]!.write;
+    const payloads = group.map((item) => item.write.payload);
+    if ('part' in run) parts.push({ group, build: run.part, payloads });
+    else record(group, await run.execute(client, payloads));
+  }
+  if (parts.length === 0) return;
+  const results = await runParts(client, parts);
+  parts.forEach((part, i) => record(part.group, results[i]!));
 }

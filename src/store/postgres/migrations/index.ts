@@ -1,4 +1,5 @@
 import { migration001 } from './001-initial.js';
+import { migration002 } from './002-schedule.js';
 
 export interface PostgresMigration {
   /** 1, 2, 3 … with no gaps: a database's schema version is the highest one applied. */
@@ -10,4 +11,5 @@ export interface PostgresMigration {
 /** Every migration, in order. Append only. */
 export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { version: 1, name: 'initial', sql: migration001 },
+  { version: 2, name: 'schedule', sql: migration002 },
 ];

@@ -1,0 +1,120 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
+import { spawnWeft, tempProject, weft } from '../cli/helpers.js';
+
+/** End-to-end: the built CLI (npm test builds dist/ first), as a user runs it. */
+
+const TICK =
+  'name: tick\nschedule:\n  cron: "0 */6 * * *"\n  timezone: Europe/Berlin\ntasks:\n  a:\n    handler: noop\n';
+const NAP =
+  'name: nap\nparams:\n  secs:\n    type: string\n    default: "100ms"\ntasks:\n  a:\n    handler: sleep\n    with: { duration: "${{ params.secs }}" }\n';
+
+let cleanup: (() => void) | undefined;
+afterEach(() => {
+  cleanup?.();
+  cleanup = undefined;
+});
+
+function project(files: Record<string, string>): string {
+  const p = tempProject(files);
+  cleanup = p.cleanup;
+  return p.dir;
+}
+
+describe('weft list', () => {
+  it('lists each pipeline with its schedule, next fires and validity', () => {
+    const dir = project({
+      'pipelines/tick.yaml': TICK,
+      'pipelines/nap.yaml': NAP,
+      'pipelines/bad.yaml': 'name: bad\nschedule: "61 * * * *"\ntasks:\n  a:\n    handler: noop\n',
+    });
+    const result = weft(['list', '--format', 'json'], { cwd: dir });
+    expect(result.code).toBe(0);
+    const { pipelines } = JSON.parse(result.stdout) as {
+      pipelines: {
+        pipeline: string;
+        valid: boolean;
+        error: string | null;
+        schedule: { description: string; timezone: string; next: string[] } | null;
+      }[];
+    };
+    expect(pipelines.map((p) => [p.pipeline, p.valid])).toEqual([
+      ['bad', false],
+      ['nap', true],
+      ['tick', true],
+    ]);
+    expect(pipelines[0]!.error).toMatch(/^pipelines\/bad\.yaml:2:11 CRON_INVALID /);
+    const tick = pipelines[2]!.schedule!;
+    expect(tick.description).toBe('every 6 hours at minute 0');
+    expect(tick.timezone).toBe('Europe/Berlin');
+    expect(tick.next).toHaveLength(3);
+    expect(Date.parse(tick.next[1]!) - Date.parse(tick.next[0]!)).toBe(6 * 3_600_000);
+    const text = weft(['list'], { cwd: dir });
+    expect(text.stdout).toContain('every 6 hours at minute 0 (0 */6 * * *)');
+  });
+});
+
+describe('weft serve', () => {
+  it('refuses to start when a pipeline is invalid, printing the validation report', () => {
+    const dir = project({
+      'pipelines/tick.yaml': TICK,
+      'pipelines/bad.yaml': 'name: bad\ntasks:\n  a:\n    handler: nope\n',
+    });
+    const result = weft(['serve'], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('pipelines/bad.yaml:4:14');
+    expect(result.stderr).toContain('HANDLER_UNKNOWN');
+    expect(result.stderr).toContain('weft serve did not start');
+  });
+
+  it('runs triggered runs; on SIGTERM cancels what is still running after the grace and exits 0', async () => {
+    const dir = project({ 'pipelines/tick.yaml': TICK, 'pipelines/nap.yaml': NAP });
+    const server = spawnWeft(['serve', '--log-format', 'json', '--grace', '300ms'], { cwd: dir });
+    let out = '';
+    server.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
+    const until = async (text: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!out.includes(text)) {
+        if (Date.now() > deadline) throw new Error(`serve never printed ${text}; got:\n${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    try {
+      await until('"event":"scheduler:started"');
+      const waited = weft(['trigger', 'nap', '--wait'], { cwd: dir });
+      expect(waited.code).toBe(0);
+      const [requestId, runLine] = waited.stdout.trim().split('\n');
+      expect(requestId).toMatch(/^q_[0-9A-Z]{18}$/);
+      expect(runLine).toMatch(/^run r_[0-9A-Z]{18}$/);
+
+      const long = weft(['trigger', 'nap', '--param', 'secs=30s'], { cwd: dir });
+      expect(long.code).toBe(0);
+      expect(weft(['trigger', 'nap', '--param', 'nope=1'], { cwd: dir }).code).toBe(2);
+      await until(`"requestId":"${long.stdout.trim()}"`);
+      await until('"event":"run:started"');
+      server.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      server.kill('SIGKILL');
+    }
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; state?: string });
+    expect(lines.filter((l) => l.event === 'run:finished').map((l) => l.state)).toEqual([
+      'succeeded',
+      'cancelled',
+    ]);
+    expect(lines.at(-1)).toMatchObject({ event: 'scheduler:stopped', cancelled: 1 });
+    const store = createSqliteStore(join(dir, '.weft', 'weft.db'));
+    try {
+      const runs = await store.listRuns();
+      expect(runs.map((r) => r.state).sort()).toEqual(['cancelled', 'succeeded']);
+      expect(await store.listRuns({ states: ['running', 'retrying', 'queued'] })).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
