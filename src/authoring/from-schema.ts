@@ -55,7 +55,7 @@ type FromType<T, S> = T extends 'string'
 
 type FromArray<S> = S extends { readonly items: infer I } ? FromSchema<I>[] : unknown[];
 
-type PropertiesOf<S> = S extends { readonly properties: infer P extends Schema } ? P : {};
+type PropertiesOf<S> = S extends { readonly properties: infer P extends Schema } ? P : Record<never, never>;
 type RequiredOf<S> = S extends { readonly required: readonly (infer R extends string)[] } ? R : never;
 
 type KnownProperties<S> = {
@@ -72,6 +72,8 @@ type KnownProperties<S> = {
  * typed `unknown` (as JSON Schema says); a schema types them — an index signature must also admit
  * the known properties' types, hence the union.
  */
+// no-redundant-type-constituents misreads the generic mapped type as covering the index signature.
+/* eslint-disable @typescript-eslint/no-redundant-type-constituents */
 type FromObject<S> = Prettify<
   S extends { readonly additionalProperties: false }
     ? KnownProperties<S>
@@ -81,6 +83,7 @@ type FromObject<S> = Prettify<
         }
       : KnownProperties<S> & { [key: string]: unknown }
 >;
+/* eslint-enable @typescript-eslint/no-redundant-type-constituents */
 
 /** `as const` makes arrays readonly; a handler's arguments are its own to change. */
 type Mutable<T> = T extends readonly (infer E)[]

@@ -28,7 +28,8 @@ export interface MockSpec {
 
 export interface TaskResult {
   state: TaskState;
-  output: JsonValue | null;
+  /** null when none. */
+  output: JsonValue;
   error: ErrorInfo | null;
   /** Attempts made. */
   attempts: number;

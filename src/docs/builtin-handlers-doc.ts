@@ -1,5 +1,5 @@
 import type { AnyHandler, JsonSchema } from '../handlers/types.js';
-import { cell, constraintsInWords, typeInWords, yamlBlock, yamlInline } from './schema-words.js';
+import { cell, constraintsInWords, typeInWords, yamlBlock, yamlInline, text } from './schema-words.js';
 
 export const BUILTIN_HANDLERS_DOC_PATH = 'docs/builtin-handlers.md';
 
@@ -46,7 +46,7 @@ function describeHandler(handler: AnyHandler): string[] {
     lines.push('Takes no arguments (`with:` may be left out).');
     return lines;
   }
-  if (args.description) lines.push(`Arguments: ${String(args.description)}`, '');
+  if (args.description) lines.push(`Arguments: ${text(args.description)}`, '');
   const properties = (args.properties ?? {}) as Record<string, JsonSchema>;
   const required = new Set(Array.isArray(args.required) ? (args.required as string[]) : []);
   if (Object.keys(properties).length === 0) {
@@ -59,7 +59,7 @@ function describeHandler(handler: AnyHandler): string[] {
     const constraints = constraintsInWords(property);
     const type = typeInWords(property) + (constraints.length > 0 ? ` (${constraints.join('; ')})` : '');
     lines.push(
-      `| \`${name}\` | ${cell(type)} | ${required.has(name) ? 'yes' : ''} | ${property.default === undefined ? '' : cell(yamlInline(property.default))} | ${cell(String(property.description ?? ''))} |`,
+      `| \`${name}\` | ${cell(type)} | ${required.has(name) ? 'yes' : ''} | ${property.default === undefined ? '' : cell(yamlInline(property.default))} | ${cell(text(property.description))} |`,
     );
     const first = Array.isArray(property.examples) ? (property.examples as unknown[])[0] : undefined;
     if (first !== undefined && (required.has(name) || Object.keys(example).length < 4)) example[name] = first;

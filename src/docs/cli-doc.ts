@@ -38,28 +38,24 @@ export function generateCliDoc(program: Command = buildProgramForDocs()): string
     '',
     '| command | what it does |',
     '| --- | --- |',
-    ...program.commands.map(
-      (c) => `| [\`weft ${c.name()}\`](#weft-${c.name()}) | ${cell(c.description())} |`,
+    ...commandsOf(program).map(
+      ([name, c]) => `| [\`weft ${name}\`](#weft-${name.replace(/ /g, '-')}) | ${cell(c.description())} |`,
     ),
     '',
   ];
-  for (const command of program.commands) {
-    out.push(
-      `## weft ${command.name()}`,
-      '',
-      command.description(),
-      '',
-      '```',
-      `weft ${command.name()} ${command.usage()}`,
-      '```',
-      '',
-    );
+  for (const [name, command] of commandsOf(program)) {
+    out.push(`## weft ${name}`, '', command.description(), '');
+    if (command.commands.length > 0) {
+      out.push(`Subcommands: ${command.commands.map((c) => `\`weft ${name} ${c.name()}\``).join(', ')}.`, '');
+      continue;
+    }
+    out.push('```', `weft ${name} ${command.usage()}`, '```', '');
     const args = command.registeredArguments;
     if (args.length > 0) {
       out.push('| argument | description |', '| --- | --- |');
       for (const arg of args) {
-        const name = `${arg.required ? '<' : '['}${arg.name()}${arg.variadic ? '...' : ''}${arg.required ? '>' : ']'}`;
-        out.push(`| \`${name}\` | ${cell(arg.description || '')} |`);
+        const shown = `${arg.required ? '<' : '['}${arg.name()}${arg.variadic ? '...' : ''}${arg.required ? '>' : ']'}`;
+        out.push(`| \`${shown}\` | ${cell(arg.description || '')} |`);
       }
       out.push('');
     }
@@ -76,6 +72,14 @@ export function generateCliDoc(program: Command = buildProgramForDocs()): string
       .replace(/\n{3,}/g, '\n\n')
       .trimEnd() + '\n'
   );
+}
+
+/** Every command, depth first, with its full name (`db migrate`). */
+function commandsOf(parent: Command, prefix = ''): [string, Command][] {
+  return parent.commands.flatMap((command): [string, Command][] => {
+    const name = `${prefix}${command.name()}`;
+    return [[name, command], ...commandsOf(command, `${name} `)];
+  });
 }
 
 function describeOption(option: Option): string {

@@ -1,5 +1,5 @@
 import type { JsonSchema } from '../handlers/types.js';
-import { constraintsInWords, typeInWords, yamlBlock, yamlInline } from './schema-words.js';
+import { constraintsInWords, typeInWords, yamlBlock, yamlInline, text } from './schema-words.js';
 
 export const LANGUAGE_DOC_PATH = 'docs/language.md';
 
@@ -34,7 +34,7 @@ export function generateLanguageDoc(schema: JsonSchema): string {
     '',
     '<!-- Generated from schema/pipeline.schema.json by `node scripts/gen-docs.mjs`; do not edit by hand. -->',
     '',
-    String(schema.description ?? ''),
+    text(schema.description),
     '',
     'Editors complete and check pipeline files when the file starts with',
     '`# yaml-language-server: $schema=<path to schema/pipeline.schema.json>`; `weft schema --write FILE` gives a',
@@ -49,7 +49,7 @@ export function generateLanguageDoc(schema: JsonSchema): string {
     const node = section.def === null ? schema : defs[section.def];
     if (!node) continue;
     out.push(`## ${section.title}`, '');
-    const description = section.def === null ? section.intro : String(node.description ?? section.intro);
+    const description = section.def === null ? section.intro : text(node.description) || section.intro;
     if (description) out.push(description, '');
     const properties = (node.properties ?? {}) as Record<string, JsonSchema>;
     const names = Object.keys(properties);
@@ -68,7 +68,7 @@ export function generateLanguageDoc(schema: JsonSchema): string {
         `### \`${section.def === null ? '' : `${section.id}.`}${name}\`${required.has(name) ? ' (required)' : ''}`,
         '',
       );
-      if (property.description) out.push(String(property.description), '');
+      if (property.description) out.push(text(property.description), '');
       out.push(...describeValue(property, name), '');
     }
   }

@@ -76,3 +76,8 @@ export function yamlBlock(key: string, value: unknown): string {
 export function cell(text: string): string {
   return text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
 }
+
+/** A schema's text field (description, title) as a string; anything else is no text. */
+export function text(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}

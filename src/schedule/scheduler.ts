@@ -77,6 +77,12 @@ export interface Scheduler {
   nextFires(): { pipeline: string; at: number | null }[];
   /** Ids of the runs this scheduler is executing. */
   runningRuns(): string[];
+  /**
+   * Executes a run that `prepareResume` made ready (the dashboard's Resume button), in the
+   * background like any other run. Resolves once it has started, or rejects when the run is not
+   * queued or the scheduler is stopping.
+   */
+  resumeRun(runId: string): Promise<void>;
 }
 
 const DEFAULT_POLL_MS = 500;
@@ -647,6 +653,14 @@ class SchedulerImpl implements Scheduler {
         // Task-level detail belongs to `weft logs`; the server log keeps one line per run event.
         return;
     }
+  }
+
+  async resumeRun(runId: string): Promise<void> {
+    if (this.#stopping) throw new WeftError('RUN_STATE', 'the scheduler is stopping; resume the run later');
+    const run = await this.#store.getRun(runId);
+    if (!run) throw new WeftError('RUN_NOT_FOUND', `no run ${runId}`);
+    if (run.state !== 'queued') throw new WeftError('RUN_STATE', `run ${runId} is ${run.state}, not ready to resume`);
+    this.#execute(run, run.scheduledFor === null ? null : Date.parse(run.scheduledFor));
   }
 
   /** Runs left running by a process that died: reported, and resumed when their plan says so. */

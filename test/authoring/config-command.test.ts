@@ -38,26 +38,56 @@ describe('weft config', () => {
     const { dir, config } = await effective([], {});
     expect(config.configFile).toMatchObject({ value: null, source: 'default' });
     expect(config.pipelines).toMatchObject({ value: join(dir, 'pipelines'), source: 'default' });
-    expect(config.store).toMatchObject({ value: join(dir, '.weft', 'weft.db'), kind: 'sqlite', source: 'default' });
+    expect(config.store).toMatchObject({
+      value: join(dir, '.weft', 'weft.db'),
+      kind: 'sqlite',
+      source: 'default',
+    });
     expect(config.handlers.map((h) => h.source)).toEqual(['built-in', 'organism (built-in)']);
-    expect(config.precedence).toBe('flags > environment (WEFT_*, DATABASE_URL, REDIS_URL) > weft.config.ts > defaults');
+    expect(config.precedence).toBe(
+      'flags > environment (WEFT_*, DATABASE_URL, REDIS_URL) > weft.config.ts > defaults',
+    );
   });
 
   it('follows flags > environment > weft.config.ts > defaults, and masks passwords', async () => {
     const files = { 'weft.config.ts': CONFIG };
     const fromConfig = await effective([], files);
-    expect(fromConfig.config.store).toMatchObject({ value: join(fromConfig.dir, 'runs.db'), source: 'config', from: 'weft.config.ts (store)' });
-    expect(fromConfig.config.pipelines).toMatchObject({ value: join(fromConfig.dir, 'flows'), source: 'config' });
+    expect(fromConfig.config.store).toMatchObject({
+      value: join(fromConfig.dir, 'runs.db'),
+      source: 'config',
+      from: 'weft.config.ts (store)',
+    });
+    expect(fromConfig.config.pipelines).toMatchObject({
+      value: join(fromConfig.dir, 'flows'),
+      source: 'config',
+    });
     expect(fromConfig.config.handlers.at(-1)).toEqual({ source: 'weft.config.ts', names: ['mine.thing'] });
 
-    const env = { WEFT_STORE: 'postgres://weft:hunter2@db:5432/weft', DATABASE_URL: 'postgres://app:s3cret@db/app' };
+    const env = {
+      WEFT_STORE: 'postgres://weft:hunter2@db:5432/weft',
+      DATABASE_URL: 'postgres://app:s3cret@db/app',
+    };
     const fromEnv = await effective([], files, env);
-    expect(fromEnv.config.store).toMatchObject({ value: 'postgres://weft:***@db:5432/weft', kind: 'postgres', source: 'environment', from: 'WEFT_STORE' });
-    expect(fromEnv.config.env.DATABASE_URL).toEqual({ value: 'postgres://app:***@db/app', source: 'environment', from: 'DATABASE_URL' });
+    expect(fromEnv.config.store).toMatchObject({
+      value: 'postgres://weft:***@db:5432/weft',
+      kind: 'postgres',
+      source: 'environment',
+      from: 'WEFT_STORE',
+    });
+    expect(fromEnv.config.env.DATABASE_URL).toEqual({
+      value: 'postgres://app:***@db/app',
+      source: 'environment',
+      from: 'DATABASE_URL',
+    });
     expect(fromEnv.config.env.REDIS_URL.source).toBe('default');
 
     const fromFlag = await effective(['--store', ':memory:'], files, env);
-    expect(fromFlag.config.store).toMatchObject({ value: ':memory:', kind: 'memory', source: 'flag', from: '--store' });
+    expect(fromFlag.config.store).toMatchObject({
+      value: ':memory:',
+      kind: 'memory',
+      source: 'flag',
+      from: '--store',
+    });
   });
 
   it('prints a table in text form, with no password', async () => {

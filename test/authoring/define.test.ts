@@ -1,5 +1,11 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { defineConfig, defineHandler, type FromSchema, type Handler, type HandlerContext } from '../../src/index.js';
+import {
+  defineConfig,
+  defineHandler,
+  type FromSchema,
+  type Handler,
+  type HandlerContext,
+} from '../../src/index.js';
 import { runHandler } from '../../src/index.js';
 
 // These type assertions are checked by `tsc --noEmit` (npm run typecheck); the `it` bodies also

@@ -56,7 +56,11 @@ describe('runPipeline', () => {
       mocks: { shell: { output: { stdout: 'mocked' } } },
     });
     expect(result.run.state).toBe('succeeded');
-    expect(result.tasks.greet).toMatchObject({ state: 'succeeded', output: { stdout: 'mocked' }, attempts: 1 });
+    expect(result.tasks.greet).toMatchObject({
+      state: 'succeeded',
+      output: { stdout: 'mocked' },
+      attempts: 1,
+    });
     expect(result.tasks.cleanup?.state).toBe('succeeded');
     expect(result.calls.greet).toEqual([{ command: "echo hello, 'ada lovelace'" }]);
   });
@@ -75,7 +79,11 @@ describe('runPipeline', () => {
   it('takes project handlers and rejects an invalid pipeline with PIPELINE_INVALID', async () => {
     const error = await runPipeline(resolve(import.meta.dirname, 'nope.yaml')).catch((e: unknown) => e);
     expect((error as WeftError).code).toBe('PIPELINE_INVALID');
-    await expect(runPipeline(HELLO, { mocks: { gret: { output: 1 } } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
-    await expect(runPipeline(HELLO, { params: { whom: 'x' } })).rejects.toMatchObject({ code: 'PARAM_INVALID' });
+    await expect(runPipeline(HELLO, { mocks: { gret: { output: 1 } } })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+    });
+    await expect(runPipeline(HELLO, { params: { whom: 'x' } })).rejects.toMatchObject({
+      code: 'PARAM_INVALID',
+    });
   });
 });

@@ -74,7 +74,7 @@ describe('weft init', () => {
     expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))).toMatchObject({
       name: 'my-project',
       type: 'module',
-      dependencies: { weft: expect.stringMatching(/^\^\d+\.\d+\.\d+/) },
+      dependencies: { weft: expect.stringMatching(/^\^\d+\.\d+\.\d+/) as unknown },
     });
 
     const validate = weft(['validate'], dir);
@@ -113,7 +113,7 @@ describe('weft init', () => {
   });
 
   it('refuses a target that is a file', async () => {
-    const dir = emptyDir({ 'taken': 'x' });
+    const dir = emptyDir({ taken: 'x' });
     writeFileSync(join(dir, 'taken'), 'x');
     const result = await runCli(['init', 'taken'], dir);
     expect(result.code).toBe(2);

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, REDIS_URL, servicesAvailable } from '../organism/services.js';
@@ -160,6 +161,40 @@ describe.skipIf(!available)('weft check and weft db migrate (real Redis + Postgr
     });
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^ {2}Redis +unreachable .* no pipeline$/m);
+  });
+
+  it('weft organism emit: writes the seeded stream and exits (its Redis connection closed)', async () => {
+    const stream = `weft-cli-emit-${Date.now()}:interactions`;
+    const redis = new Redis(REDIS_URL);
+    try {
+      const started = Date.now();
+      const result = weft(
+        [
+          'organism',
+          'emit',
+          '--count',
+          '500',
+          '--people',
+          '20',
+          '--seed',
+          '3',
+          '--start',
+          '2024-01-01',
+          '--stream',
+          stream,
+        ],
+        { cwd: dir, env: env() },
+      );
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`^emitted 500 interaction\\(s\\) to ${stream} in `));
+      expect(result.stdout).toContain('20 people in 2 team(s)');
+      // A client left open would keep the process alive until the helper's 60 s timeout.
+      expect(Date.now() - started).toBeLessThan(20_000);
+      expect(await redis.xlen(stream)).toBe(500);
+    } finally {
+      await redis.del(stream);
+      await redis.quit();
+    }
   });
 
   it('weft db migrate: applies the organism schema to a fresh database, then nothing', async () => {

@@ -3,6 +3,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempProject, weft } from './helpers.js';
 
+/** Runs weft, expects exit 0 (showing stderr if not) and parses its JSON stdout. */
+function jsonOf<T>(args: string[], cwd: string): T {
+  const result = weft(args, { cwd });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
 // `--param` as a user passes it: type-checked against the pipeline's declarations, and a value
 // substituted into a shell string reaching the command as exactly one word, whatever it holds.
 
@@ -34,7 +41,7 @@ describe('weft run --param', () => {
     expect(result.code).toBe(0);
     expect(shownLines(result.stdout)).toEqual(['<plain>', '<7>']);
     const runId = /run id: (r_\w+)/.exec(result.stdout)![1]!;
-    const run = JSON.parse(weft(['runs', runId, '--format', 'json'], { cwd }).stdout) as { params: unknown };
+    const run = jsonOf<{ params: unknown }>(['runs', runId, '--format', 'json'], cwd);
     expect(run.params).toEqual({ value: 'plain', count: 7, loud: false });
   });
 
@@ -66,7 +73,9 @@ describe('weft run --param', () => {
   });
 
   it('records nothing when the params are wrong', () => {
-    const fresh = tempProject({ 'pipelines/echo.yaml': 'name: echo\nparams:\n  n: { type: integer }\ntasks:\n  a: { handler: noop }\n' });
+    const fresh = tempProject({
+      'pipelines/echo.yaml': 'name: echo\nparams:\n  n: { type: integer }\ntasks:\n  a: { handler: noop }\n',
+    });
     try {
       expect(weft(['run', 'echo', '--param', 'n=1.5'], { cwd: fresh.dir }).code).toBe(2);
       expect(existsSync(join(fresh.dir, '.weft'))).toBe(false);
@@ -85,7 +94,7 @@ describe('hostile --param values substituted into a shell command', () => {
     "'; touch canary5; echo '",
     'a b\ttouch canary6 && touch canary7 | touch canary8 > canary9',
     '$HOME ${PATH} * ? ~ !',
-    "it's \\ \"quoted\"\nand\nmultiline",
+    'it\'s \\ "quoted"\nand\nmultiline',
   ];
 
   it('never run as shell syntax and each arrives as one argument', () => {
@@ -105,14 +114,18 @@ describe('hostile --param values substituted into a shell command', () => {
     });
     try {
       const dir = hostileProject.dir;
-      const result = weft(['run', 'hostile', ...hostile.flatMap((value, i) => ['--param', `v${i}=${value}`])], { cwd: dir });
+      const result = weft(
+        ['run', 'hostile', ...hostile.flatMap((value, i) => ['--param', `v${i}=${value}`])],
+        { cwd: dir },
+      );
       expect(result.stderr).toBe('');
       expect(result.code).toBe(0);
       expect(readdirSync(dir).filter((name) => name.startsWith('canary'))).toEqual([]);
       const runId = /run id: (r_\w+)/.exec(result.stdout)![1]!;
-      const run = JSON.parse(weft(['runs', runId, '--format', 'json'], { cwd: dir }).stdout) as {
-        tasks: { output: { stdout: string } }[];
-      };
+      const run = jsonOf<{ tasks: { output: { stdout: string } }[] }>(
+        ['runs', runId, '--format', 'json'],
+        dir,
+      );
       // printf got exactly one argument per value, each whole.
       expect(run.tasks[0]!.output.stdout).toBe(hostile.map((value) => `<${value}>`).join('\n'));
     } finally {

@@ -30,20 +30,31 @@ const cwd = project.dir;
 interface PlanJson {
   pipeline: string;
   params: Record<string, unknown>;
-  stages: { index: number; tasks: { name: string; handler: string; would: string; depends_on: string[] }[] }[];
+  stages: {
+    index: number;
+    tasks: { name: string; handler: string; would: string; depends_on: string[] }[];
+  }[];
   schedule: { cron: string; next: { at: string }[] } | null;
-  simulation: null | { failing: string[]; run_state: string; tasks: Record<string, { state: string; reason: string | null }> };
+  simulation: null | {
+    failing: string[];
+    run_state: string;
+    tasks: Record<string, { state: string; reason: string | null }>;
+  };
 }
 
 describe('weft plan', () => {
   it('shows the stages, the exact command with --param substituted, and 5 next fires', () => {
     const result = weft(['plan', 'nightly', '--param', 'who=bob'], { cwd });
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('Plan for nightly (pipelines/nightly.yaml) — dry run: nothing is executed or recorded');
+    expect(result.stdout).toContain(
+      'Plan for nightly (pipelines/nightly.yaml) — dry run: nothing is executed or recorded',
+    );
     expect(result.stdout).toContain('params: {"who":"bob"}');
     expect(result.stdout).toContain("would: sh -c 'echo hi bob > side-effect'");
     expect(result.stdout).toMatch(/^ {2}\*\/5 \* \* \* \* — every 5 minutes/m);
-    const fires = [...result.stdout.matchAll(/^ {4}(\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z) /gm)].map((m) => Date.parse(m[1]!));
+    const fires = [...result.stdout.matchAll(/^ {4}(\d{4}-\d\d-\d\dT\d\d:\d\d:00\.000Z) /gm)].map((m) =>
+      Date.parse(m[1]!),
+    );
     expect(fires).toHaveLength(5);
     for (let i = 1; i < fires.length; i++) expect(fires[i]! - fires[i - 1]!).toBe(5 * 60_000);
     expect(fires[0]!).toBeGreaterThan(Date.now() - 1000);
@@ -56,7 +67,11 @@ describe('weft plan', () => {
     const plan = JSON.parse(result.stdout) as PlanJson;
     expect(plan.pipeline).toBe('nightly');
     expect(plan.params).toEqual({ who: 'world' });
-    expect(plan.stages.map((s) => s.tasks.map((t) => t.name))).toEqual([['extract'], ['transform'], ['report', 'cleanup']]);
+    expect(plan.stages.map((s) => s.tasks.map((t) => t.name))).toEqual([
+      ['extract'],
+      ['transform'],
+      ['report', 'cleanup'],
+    ]);
     expect(plan.schedule?.cron).toBe('*/5 * * * *');
     expect(plan.schedule?.next).toHaveLength(5);
     expect(plan.simulation).toBeNull();
@@ -70,11 +85,16 @@ describe('weft plan', () => {
     expect(text.stdout).toMatch(/^ {2}cleanup: (succeeded|would run)/m);
     expect(text.stdout).toContain('the run would end failed');
 
-    const json = JSON.parse(weft(['plan', 'nightly', '--fail', 'transform', '--format', 'json'], { cwd }).stdout) as PlanJson;
+    const json = JSON.parse(
+      weft(['plan', 'nightly', '--fail', 'transform', '--format', 'json'], { cwd }).stdout,
+    ) as PlanJson;
     expect(json.simulation?.failing).toEqual(['transform']);
     expect(json.simulation?.run_state).toBe('failed');
     expect(json.simulation?.tasks.transform?.state).toBe('failed');
-    expect(json.simulation?.tasks.report).toEqual({ state: 'skipped', reason: 'upstream task "transform" failed' });
+    expect(json.simulation?.tasks.report).toEqual({
+      state: 'skipped',
+      reason: 'upstream task "transform" failed',
+    });
     expect(json.simulation?.tasks.cleanup?.state).not.toBe('skipped');
   });
 
@@ -93,12 +113,18 @@ describe('weft run --dry-run', () => {
     const fresh = tempProject({ 'pipelines/nightly.yaml': '' });
     try {
       // Same pipeline, a folder that has never seen a run.
-      const plan = weft(['plan', join(cwd, 'pipelines/nightly.yaml'), '--param', 'who=x', '--format', 'json'], {
-        cwd: fresh.dir,
-      });
-      const dry = weft(['run', '--dry-run', join(cwd, 'pipelines/nightly.yaml'), '--param', 'who=x', '--format', 'json'], {
-        cwd: fresh.dir,
-      });
+      const plan = weft(
+        ['plan', join(cwd, 'pipelines/nightly.yaml'), '--param', 'who=x', '--format', 'json'],
+        {
+          cwd: fresh.dir,
+        },
+      );
+      const dry = weft(
+        ['run', '--dry-run', join(cwd, 'pipelines/nightly.yaml'), '--param', 'who=x', '--format', 'json'],
+        {
+          cwd: fresh.dir,
+        },
+      );
       expect(dry.code).toBe(0);
       expect(dry.stdout).toBe(plan.stdout);
       const textPlan = weft(['plan', 'nightly', '--fail', 'extract'], { cwd });

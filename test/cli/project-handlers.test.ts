@@ -1,6 +1,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempProject, weft } from './helpers.js';
 
+/** Runs weft, expects exit 0 (showing stderr if not) and parses its JSON stdout. */
+function jsonOf<T>(args: string[], cwd: string): T {
+  const result = weft(args, { cwd });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
 // A project's own TypeScript handlers, loaded without a build step: from weft.config.ts and
 // from `--handlers MODULE`.
 
@@ -42,9 +49,15 @@ const project = tempProject({
     '    with: { command: "echo got ${{ tasks.greet.output.hello }}" }',
     '',
   ].join('\n'),
-  'pipelines/bad-with.yaml': ['name: bad-with', 'tasks:', '  greet:', '    handler: greet', '    with:', '      whom: ada', ''].join(
-    '\n',
-  ),
+  'pipelines/bad-with.yaml': [
+    'name: bad-with',
+    'tasks:',
+    '  greet:',
+    '    handler: greet',
+    '    with:',
+    '      whom: ada',
+    '',
+  ].join('\n'),
   'extra/shout.yaml': [
     'name: shout',
     'tasks:',
@@ -88,9 +101,10 @@ describe('handlers from weft.config.ts', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/ show \| got ada$/m);
     const runId = /run id: (r_\w+)/.exec(result.stdout)![1]!;
-    const run = JSON.parse(weft(['runs', runId, '--format', 'json'], { cwd }).stdout) as {
-      tasks: { task: string; output: unknown }[];
-    };
+    const run = jsonOf<{ tasks: { task: string; output: unknown }[] }>(
+      ['runs', runId, '--format', 'json'],
+      cwd,
+    );
     expect(run.tasks.find((t) => t.task === 'greet')?.output).toEqual({ hello: 'ada' });
   });
 

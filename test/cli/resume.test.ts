@@ -3,6 +3,13 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tempProject, weft } from './helpers.js';
 
+/** Runs weft, expects exit 0 (showing stderr if not) and parses its JSON stdout. */
+function jsonOf<T>(args: string[], cwd: string): T {
+  const result = weft(args, { cwd });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
 // `weft resume` of a run that FAILED: the failed task and what follows run again; what
 // succeeded keeps its result and does not run again.
 
@@ -32,7 +39,9 @@ afterEach(() => box.cleanup());
 
 const count = (name: string) => {
   try {
-    return readFileSync(join(box.dir, `count-${name}`), 'utf8').split('\n').filter(Boolean).length;
+    return readFileSync(join(box.dir, `count-${name}`), 'utf8')
+      .split('\n')
+      .filter(Boolean).length;
   } catch {
     return 0;
   }
@@ -53,7 +62,7 @@ function failedRun(): string {
 
 function check(runId: string) {
   expect([count('a'), count('b'), count('c')]).toEqual([1, 2, 1]);
-  const run = JSON.parse(weft(['runs', runId, '--format', 'json'], { cwd: box.dir }).stdout) as RunJson;
+  const run = jsonOf<RunJson>(['runs', runId, '--format', 'json'], box.dir);
   expect(run.state).toBe('succeeded');
   expect(run.tasks.map((t) => [t.task, t.state, t.attempts])).toEqual([
     ['a', 'succeeded', 1],

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempProject, weft, type CliResult } from './helpers.js';
 
+/** Runs weft, expects exit 0 (showing stderr if not) and parses its JSON stdout. */
+function jsonOf<T>(args: string[], cwd: string): T {
+  const result = weft(args, { cwd });
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
 // End-to-end: `weft run`, then `weft runs` and `weft logs` reading what it recorded, each a real
 // process on a real SQLite store in a temp folder.
 
@@ -101,10 +108,16 @@ describe('weft run (a pipeline that succeeds)', () => {
     expect(result.stdout).toMatch(new RegExp(`^${ISO} say \\| hello from say$`, 'm'));
     // The attempt that failed is the one named, then the next one starts after the delay.
     expect(result.stdout).toMatch(
-      new RegExp(`^${ISO} flaky failed \\(attempt 1\\): failing on purpose \\(attempt 1\\); retrying in 100ms$`, 'm'),
+      new RegExp(
+        `^${ISO} flaky failed \\(attempt 1\\): failing on purpose \\(attempt 1\\); retrying in 100ms$`,
+        'm',
+      ),
     );
     expect(result.stdout).toMatch(
-      new RegExp(`^${ISO} flaky failed \\(attempt 2\\): failing on purpose \\(attempt 2\\); retrying in 100ms$`, 'm'),
+      new RegExp(
+        `^${ISO} flaky failed \\(attempt 2\\): failing on purpose \\(attempt 2\\); retrying in 100ms$`,
+        'm',
+      ),
     );
     expect(result.stdout).toMatch(new RegExp(`^${ISO} flaky started \\(attempt 3\\)$`, 'm'));
     expect(result.stdout).toMatch(new RegExp(`^${ISO} flaky succeeded in `, 'm'));
@@ -114,7 +127,7 @@ describe('weft run (a pipeline that succeeds)', () => {
     const list = weft(['runs'], { cwd });
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(new RegExp(`^${runId}\\s+small\\s+✔ succeeded\\s+manual\\s+${ISO}`, 'm'));
-    const json = JSON.parse(weft(['runs', '--format', 'json'], { cwd }).stdout) as RunJson[];
+    const json = jsonOf<RunJson[]>(['runs', '--format', 'json'], cwd);
     expect(json.map((r) => [r.id, r.state])).toContainEqual([runId, 'succeeded']);
   });
 
@@ -162,7 +175,10 @@ describe('weft run (a pipeline that succeeds)', () => {
     expect(lines[0]).toMatch(new RegExp(`^${ISO} say#1 hello from say$`));
     expect(lines[1]).toMatch(new RegExp(`^${ISO} say#1 second line$`));
     const json = weft(['logs', runId, 'say', '--format', 'json'], { cwd });
-    const records = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { task: string; message: string });
+    const records = json.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { task: string; message: string });
     expect(records.map((r) => [r.task, r.message])).toEqual([
       ['say', 'hello from say'],
       ['say', 'second line'],
@@ -179,7 +195,13 @@ describe('weft run (a pipeline that fails)', () => {
   it('exits 1 and the summary says which task failed and why', () => {
     expect(result.code).toBe(1);
     expect(summaryRow(result.stdout, 'a').slice(0, 3)).toEqual(['a', '✔ succeeded', '1']);
-    expect(summaryRow(result.stdout, 'b')).toEqual(['b', '✖ failed', '1', expect.any(String), 'command exited with code 3']);
+    expect(summaryRow(result.stdout, 'b')).toEqual([
+      'b',
+      '✖ failed',
+      '1',
+      expect.any(String),
+      'command exited with code 3',
+    ]);
     expect(summaryRow(result.stdout, 'c')).toEqual(['c', '↓ skipped', '0', '-', 'upstream task "b" failed']);
     expect(result.stdout).toMatch(/broken ✖ failed in \S+ — 1 succeeded, 1 failed, 1 skipped/);
     expect(result.stdout).toContain('task "b" failed: command exited with code 3');
@@ -190,7 +212,7 @@ describe('weft run (a pipeline that fails)', () => {
 
   it('records the error with the command’s stderr, and the stderr lines as logs', () => {
     const runId = runIdOf(result.stdout);
-    const run = JSON.parse(weft(['runs', runId, '--format', 'json'], { cwd }).stdout) as RunJson;
+    const run = jsonOf<RunJson>(['runs', runId, '--format', 'json'], cwd);
     expect(run.state).toBe('failed');
     const b = run.tasks.find((t) => t.task === 'b')!;
     expect(b.error?.message).toBe('command exited with code 3\ndisk full');

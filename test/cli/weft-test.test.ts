@@ -75,11 +75,16 @@ cases:
   it('--format json gives every case with its failures', async () => {
     const dir = project({
       'pipelines/demo.yaml': PIPELINE,
-      'pipelines/demo.test.yaml': 'pipeline: demo.yaml\ncases:\n  - { name: a, expect: { run: succeeded } }\n',
+      'pipelines/demo.test.yaml':
+        'pipeline: demo.yaml\ncases:\n  - { name: a, expect: { run: succeeded } }\n',
     });
     const result = await runCli(['test', '--format', 'json'], dir);
     expect(result.code).toBe(0);
-    const json = JSON.parse(result.stdout) as { ok: boolean; cases: number; files: { cases: { name: string; passed: boolean; line: number }[] }[] };
+    const json = JSON.parse(result.stdout) as {
+      ok: boolean;
+      cases: number;
+      files: { cases: { name: string; passed: boolean; line: number }[] }[];
+    };
     expect(json.ok).toBe(true);
     expect(json.cases).toBe(1);
     expect(json.files[0]?.cases).toEqual([expect.objectContaining({ name: 'a', passed: true, line: 3 })]);

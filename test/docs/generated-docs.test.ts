@@ -63,6 +63,7 @@ describe('docs/cli.md', () => {
     const names = program.commands.map((c) => c.name());
     expect(names).toEqual(expect.arrayContaining(['validate', 'run', 'test', 'init', 'config']));
     for (const command of program.commands) {
+      for (const sub of command.commands) expect(doc).toContain(`## weft ${command.name()} ${sub.name()}\n`);
       expect(doc).toContain(`## weft ${command.name()}\n\n${command.description()}`);
       for (const option of command.options) expect(doc).toContain(`\`${option.flags}\``);
     }

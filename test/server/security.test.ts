@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WeftError } from '../../src/errors.js';
+import type { Scheduler } from '../../src/schedule/scheduler.js';
+import type { SchedulerView } from '../../src/server/index.js';
 import { checkBindSecurity, createHttpServer, isLoopbackHost, ROUTES } from '../../src/server/index.js';
 import { compilePattern, parsePath } from '../../src/server/router.js';
 import { memoryFixture, serve, XSS, type Fixture, type Served } from './fixture.js';
@@ -42,6 +44,13 @@ describe('the route table', () => {
       expect(seen.has(key), key).toBe(false);
       seen.add(key);
     }
+  });
+});
+
+describe('wiring', () => {
+  it('takes the scheduler of `weft serve` as it is (type-level: this file would not compile otherwise)', () => {
+    const fits: Scheduler extends SchedulerView ? true : false = true;
+    expect(fits).toBe(true);
   });
 });
 

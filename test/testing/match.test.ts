@@ -7,8 +7,12 @@ describe('matchSubset', () => {
   it('matches objects as subsets, recursively', () => {
     expect(matchSubset({ a: 1 }, { a: 1, b: 2 }, 'out')).toEqual([]);
     expect(matchSubset({ a: { b: 'x' } }, { a: { b: 'x', c: 1 } }, 'out')).toEqual([]);
-    expect(matchSubset({ a: { b: 'x' } }, { a: { b: 'y' } }, 'out')).toEqual(['out.a.b: expected "x", got "y"']);
-    expect(matchSubset({ missing: 1 }, {}, 'out')).toEqual(['out.missing: expected 1, but there is no such key']);
+    expect(matchSubset({ a: { b: 'x' } }, { a: { b: 'y' } }, 'out')).toEqual([
+      'out.a.b: expected "x", got "y"',
+    ]);
+    expect(matchSubset({ missing: 1 }, {}, 'out')).toEqual([
+      'out.missing: expected 1, but there is no such key',
+    ]);
   });
 
   it('matches arrays by length and element', () => {

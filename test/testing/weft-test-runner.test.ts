@@ -143,7 +143,10 @@ cases:
 
 describe('parseTestFile (schema)', () => {
   it('reports unknown keys at the key, with did-you-mean', () => {
-    const loaded = parseTestFile('t.test.yaml', 'pipeline: p.yaml\ncases:\n  - name: a\n    expect: {}\n    mock: {}\n');
+    const loaded = parseTestFile(
+      't.test.yaml',
+      'pipeline: p.yaml\ncases:\n  - name: a\n    expect: {}\n    mock: {}\n',
+    );
     expect(loaded.spec).toBeNull();
     expect(loaded.diagnostics.map((d) => [d.code, d.line, d.column, d.hint])).toEqual([
       ['SCHEMA_UNKNOWN_KEY', 5, 5, 'did you mean `mocks`?'],

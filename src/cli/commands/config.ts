@@ -72,7 +72,11 @@ export async function effectiveConfig(ctx: CliContext): Promise<EffectiveConfig>
     const value = env[name];
     return value
       ? { value: redactUrl(value), source: 'environment', from: name }
-      : { value: redactUrl(fallback), source: 'default', from: 'used by the organism handlers and weft check' };
+      : {
+          value: redactUrl(fallback),
+          source: 'default',
+          from: 'used by the organism handlers and weft check',
+        };
   };
 
   const handlers = [

@@ -162,7 +162,10 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .description('run every pipeline on its schedule (and runs asked for with weft trigger) until SIGTERM')
         .argument('[path]', 'a folder or file of pipelines (default: pipelines/)')
         .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
-        .option('--grace <duration>', 'how long runs in progress get to finish on shutdown', '30s'),
+        .option('--grace <duration>', 'how long runs in progress get to finish on shutdown', '30s')
+        .option('--port <port>', 'port of the dashboard and HTTP API', '4200')
+        .option('--host <host>', 'address to listen on; anything but loopback needs WEFT_API_TOKEN', '127.0.0.1')
+        .option('--no-http', 'schedule only: no dashboard or HTTP API'),
     ),
   ).action(
     action((path: string | undefined, options: ServeOptions & CommonOptions) =>

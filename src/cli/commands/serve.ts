@@ -5,12 +5,21 @@ import type { SchedulerEvent } from '../../schedule/events.js';
 import { formatSchedulerEvent, type SchedulerLogFormat } from '../../schedule/log-format.js';
 import { createPipelineWatcher } from '../../schedule/pipeline-watcher.js';
 import { createScheduler } from '../../schedule/scheduler.js';
+import { readFileSync } from 'node:fs';
+import { basename, extname, resolve } from 'node:path';
+import type { Plan } from '../../compile/plan.js';
+import { API_TOKEN_ENV, checkBindSecurity, createHttpServer, type PipelineEntry } from '../../server/index.js';
+import type { FileLoad } from '../../schedule/pipeline-watcher.js';
 import type { CliContext } from '../context.js';
 import { renderReports } from '../render/diagnostics.js';
 
 export interface ServeOptions {
   logFormat: SchedulerLogFormat;
   grace: string;
+  port: string;
+  host: string;
+  /** `--no-http`: schedule only, no dashboard or API. */
+  http: boolean;
 }
 
 /**
@@ -23,6 +32,13 @@ export async function serveCommand(
   path: string | undefined,
   options: ServeOptions,
 ): Promise<number> {
+  const port = Number(options.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new UsageError(`--port expects a port number from 0 to 65535, got "${options.port}"`);
+  }
+  const token = ctx.io.env[API_TOKEN_ENV] || undefined;
+  // Before anything else starts: a dashboard reachable from the network must have a token.
+  if (options.http) checkBindSecurity(options.host, token);
   const graceMs = parseDuration(options.grace);
   if (graceMs === null)
     throw new UsageError(`--grace expects a duration such as 30s or 2m, got "${options.grace}"`);
@@ -73,6 +89,27 @@ export async function serveCommand(
     onLog: log,
     engine: { env: ctx.io.env },
   });
+  // The server's own lines follow --log-format like the scheduler's, so a JSON log stays parseable.
+  const say = (event: string, message: string, isError = false) => {
+    const at = new Date().toISOString();
+    const line =
+      options.logFormat === 'json' ? JSON.stringify({ ts: at, event, message }) : `${at} ${message}`;
+    (isError ? ctx.io.stderr : ctx.io.stdout)(`${line}\n`);
+  };
+  const server = options.http
+    ? createHttpServer({
+        store,
+        pipelines: () => pipelineEntries(watcher.current(), loads),
+        scheduler,
+        ...(token ? { token } : {}),
+        env: ctx.io.env,
+        logger: {
+          info: (message) => say('http:info', message),
+          error: (message, error) =>
+            say('http:error', `${message}${error instanceof Error ? `: ${error.message}` : ''}`, true),
+        },
+      })
+    : null;
   let stopRequested: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     stopRequested = resolve;
@@ -95,8 +132,13 @@ export async function serveCommand(
   try {
     await scheduler.start();
     watcher.watch();
+    if (server) {
+      const { url } = await server.listen(port, options.host);
+      say('http:listening', `dashboard and API on ${url}${token ? ' (token required)' : ''}`);
+    }
     await stopped;
     watcher.close();
+    await server?.close();
     await scheduler.stop({ graceMs });
   } finally {
     watcher.close();
@@ -104,4 +146,34 @@ export async function serveCommand(
     process.off('SIGTERM', onSignal);
   }
   return 0;
+}
+
+/**
+ * What the dashboard lists: every file the watcher knows, valid or not, with its source text. The
+ * watcher's current plans win over the first load, so an edit shows at once.
+ */
+function pipelineEntries(current: readonly Plan[], loads: readonly FileLoad[]): PipelineEntry[] {
+  const byFile = new Map<string, PipelineEntry>();
+  for (const load of loads) {
+    byFile.set(resolve(load.file), {
+      file: load.file,
+      name: load.pipeline ?? basename(load.file, extname(load.file)),
+      plan: load.plan,
+      diagnostics: load.diagnostics,
+      source: readSource(load.file),
+    });
+  }
+  for (const plan of current) {
+    const key = resolve(plan.file);
+    byFile.set(key, { file: plan.file, name: plan.name, plan, diagnostics: [], source: readSource(plan.file) });
+  }
+  return [...byFile.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function readSource(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
 }

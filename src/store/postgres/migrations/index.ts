@@ -1,5 +1,6 @@
 import { migration001 } from './001-initial.js';
 import { migration002 } from './002-schedule.js';
+import { migration003 } from './003-queue.js';
 
 export interface PostgresMigration {
   /** 1, 2, 3 … with no gaps: a database's schema version is the highest one applied. */
@@ -12,4 +13,5 @@ export interface PostgresMigration {
 export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   { version: 1, name: 'initial', sql: migration001 },
   { version: 2, name: 'schedule', sql: migration002 },
+  { version: 3, name: 'queue', sql: migration003 },
 ];
