@@ -7,7 +7,11 @@
  * SIGKILL, not an exception or process.exit: no `finally`, no exit handler, no flush may run, just
  * as when the machine loses power. Unset (always, in production), a failpoint costs one property read.
  *
- * Names in use: `before-graph-commit`, `after-graph-commit` (organism.update_graph_incremental).
+ * Names in use: `after-run-insert` (createRun, once the store has the run), `after-task-running`
+ * (a task marked running, its handler not yet called), `shell-child-started` (the shell handler,
+ * after spawning), `after-stream-read` (organism.fetch_interactions, entries read, not applied),
+ * `before-graph-commit`, `after-graph-commit` (organism.update_graph_incremental),
+ * `after-hook-recorded` (a run's hooks recorded and its final state written, hooks not yet run).
  */
 export function failpoint(name: string): void {
   if (process.env.WEFT_FAILPOINT === name) process.kill(process.pid, 'SIGKILL');

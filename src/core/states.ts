@@ -36,7 +36,8 @@ const TASK_TRANSITIONS: Record<TaskState, readonly TaskState[]> = {
 };
 
 const RUN_TRANSITIONS: Record<RunState, readonly RunState[]> = {
-  queued: ['running', 'cancelled'],
+  // interrupted: created with an owner that died before it started the run.
+  queued: ['running', 'cancelled', 'interrupted'],
   running: ['succeeded', 'failed', 'cancelled', 'interrupted', 'retrying'],
   retrying: ['running', 'cancelled', 'interrupted', 'failed'],
   succeeded: [],

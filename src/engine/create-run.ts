@@ -1,4 +1,5 @@
 import type { Plan } from '../compile/plan.js';
+import { failpoint } from '../core/failpoint.js';
 import { dictFromEntries, type JsonObject } from '../core/json.js';
 import { newRunId } from '../store/ids.js';
 import type { RunRecord, RunStore, RunTrigger } from '../store/run-store.js';
@@ -14,17 +15,23 @@ export interface CreateRunInput {
   /** Default: a new run id for `now`. */
   id?: string;
   now: number;
+  /**
+   * The process that will execute the run at once ("host:pid"), when there is one: a run it
+   * created but never started (it died in between) is then found by markInterruptedRuns instead
+   * of waiting in `queued` forever. Default null: a queued run waiting for a worker.
+   */
+  owner?: string | null;
 }
 
 /** Records a new run in `queued`, with a pending task run for each task; executeRun runs it. */
-export function createRun(store: RunStore, input: CreateRunInput): Promise<RunRecord> {
+export async function createRun(store: RunStore, input: CreateRunInput): Promise<RunRecord> {
   const scheduledFor =
     input.scheduledFor === undefined || input.scheduledFor === null
       ? null
       : typeof input.scheduledFor === 'number'
         ? toIso(input.scheduledFor)
         : input.scheduledFor;
-  return store.createRun({
+  const run = await store.createRun({
     id: input.id ?? newRunId(input.now),
     pipeline: input.plan.name,
     plan: input.plan,
@@ -32,7 +39,10 @@ export function createRun(store: RunStore, input: CreateRunInput): Promise<RunRe
     trigger: input.trigger,
     scheduledFor,
     state: 'queued',
-    owner: null,
+    owner: input.owner ?? null,
     createdAt: toIso(input.now),
   });
+  // Durable, and the caller has not heard so yet.
+  failpoint('after-run-insert');
+  return run;
 }

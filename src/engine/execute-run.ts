@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Plan } from '../compile/plan.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { failpoint } from '../core/failpoint.js';
 import { assertRunTransition, assertTaskTransition, isRunFinished, type RunState } from '../core/states.js';
 import { WeftError, type ErrorInfo } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -323,8 +324,14 @@ class Execution implements ExecutionContext {
       run: this.run,
       signal: this.#options.signal ?? new AbortController().signal,
     };
-    for (const { record, info } of due)
-      await runHook(hookRunner, record, planHookOf(this.plan, record), info);
+    // A due hook that an earlier, killed execution recorded was run by #runPendingHooks already:
+    // it runs at least once, and not once more per resume.
+    const pendingKeys =
+      due.length === 0 ? new Set<string>() : new Set((await store.getHooks(run.id, ['pending'])).map((h) => h.key));
+    if (pendingKeys.size > 0) failpoint('after-hook-recorded');
+    for (const { record, info } of due) {
+      if (pendingKeys.has(record.key)) await runHook(hookRunner, record, planHookOf(this.plan, record), info);
+    }
     await this.#flushLogs();
     const final = (await store.getRun(run.id))!;
     this.emit({

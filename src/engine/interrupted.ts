@@ -48,7 +48,8 @@ export interface MarkInterruptedOptions {
 export const DEFAULT_STALE_HEARTBEAT_MS = 60_000;
 
 /**
- * Runs left `running` or `retrying` by an owner that is gone become `interrupted` (then `weft
+ * Runs left `running` or `retrying` (or `queued` with an owner: created, never started) by an
+ * owner that is gone become `interrupted` (then `weft
  * resume` or `resume_interrupted` continues them). Fenced on the state and owner seen, so a run
  * that its owner finished meanwhile is left alone. Returns the runs it marked.
  */
@@ -62,8 +63,10 @@ export async function markInterruptedRuns(
   const candidates: RunRecord[] = [];
   const page = 500;
   for (let offset = 0; ; offset += page) {
-    const runs = await store.listRuns({ states: ['running', 'retrying'], limit: page, offset });
-    candidates.push(...runs);
+    const runs = await store.listRuns({ states: ['running', 'retrying', 'queued'], limit: page, offset });
+    // A queued run without an owner waits for a worker; one with an owner was created by a process
+    // that meant to execute it at once, and is stuck if that process died before it started it.
+    candidates.push(...runs.filter((r) => r.state !== 'queued' || r.owner !== null));
     if (runs.length < page) break;
   }
   for (const run of candidates) {
@@ -88,6 +91,6 @@ function isDead(
   if (run.owner === null) return true;
   if (!isOwnerAlive(run.owner)) return true;
   if (isLocalOwner(run.owner)) return false;
-  const beat = run.heartbeatAt ?? run.startedAt;
+  const beat = run.heartbeatAt ?? run.startedAt ?? (run.state === 'queued' ? run.createdAt : null);
   return beat === null || now - fromIso(beat) > staleMs;
 }

@@ -1,7 +1,8 @@
 import type { Plan } from '../compile/plan.js';
 import { assertRunTransition, assertTaskTransition, type TaskState } from '../core/states.js';
 import { UsageError, WeftError } from '../errors.js';
-import type { RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
+import type { AttemptRecord, RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
+import { isLocalOwner, isLocalOwnerAlive } from './interrupted.js';
 import { toIso } from './time.js';
 
 const LOST_PATCH_MESSAGE = 'the process running this attempt stopped before it ended';
@@ -24,6 +25,7 @@ export async function resetInterruptedTasks(
     stale.map(async (taskRun) => {
       assertTaskTransition(taskRun.task, taskRun.state, 'pending');
       const attempts = await store.getAttempts(runId, taskRun.task);
+      for (const attempt of attempts) if (attempt.state === 'running') stopOrphanGroup(attempt);
       await Promise.all(
         attempts
           .filter((a) => a.state === 'running')
@@ -180,4 +182,23 @@ export async function prepareResume(
       retryable: false,
     });
   return (await store.getRun(runId))!;
+}
+
+/**
+ * A lost attempt's child process group (a shell command) may have outlived weft's process, and
+ * would go on doing its work while the resumed run does it again. Stop it — only when the attempt
+ * ran on this host, in a process that is gone (a live owner is still responsible for its own
+ * children). Process group ids are reused only after the whole group has exited, so a group that
+ * still exists is the one the attempt started or, rarely, a new one whose leader took the same id
+ * after it; the window is small and the alternative is an orphan repeating side effects.
+ */
+export function stopOrphanGroup(attempt: Pick<AttemptRecord, 'pid' | 'worker'>): boolean {
+  if (attempt.pid === null || attempt.pid <= 1 || attempt.worker === null) return false;
+  if (!isLocalOwner(attempt.worker) || isLocalOwnerAlive(attempt.worker)) return false;
+  try {
+    process.kill(-attempt.pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false; // already gone
+  }
 }

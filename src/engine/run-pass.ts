@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { PlanTask } from '../compile/plan.js';
 import { createDict, type JsonObject, type JsonValue } from '../core/json.js';
+import { failpoint } from '../core/failpoint.js';
 import { assertTaskTransition, type TaskState } from '../core/states.js';
 import { isNonRetryable, toErrorInfo, toWeftError, WeftError, type ErrorInfo } from '../errors.js';
 import { quoteShellWord } from '../handlers/shell-quote.js';
@@ -184,6 +185,7 @@ class AttemptContext implements HandlerContext {
   readonly env: Readonly<Record<string, string | undefined>>;
   #upstream: Record<string, JsonValue> | undefined;
   readonly #compute: () => Record<string, JsonValue>;
+  readonly #store: ExecutionContext['store'];
 
   constructor(
     pass: { runInfo: RunInfo; params: JsonObject; ctx: ExecutionContext },
@@ -201,12 +203,21 @@ class AttemptContext implements HandlerContext {
     this.log = new AttemptLogger(pass.ctx, task, attempt);
     this.env = pass.ctx.env;
     this.#compute = compute;
+    this.#store = pass.ctx.store;
   }
 
   get upstream(): Record<string, JsonValue> {
     this.#upstream ??= this.#compute();
     return this.#upstream;
   }
+
+  readonly recordChildProcess = (pgid: number): void => {
+    // Fire and forget: the child is already running, and a store failure here must not fail the
+    // attempt; the worst case is an orphan that recovery cannot find.
+    this.#store
+      .updateAttempt(this.run.id, this.task, this.attempt, { pid: pgid }, { states: ['running'] })
+      .catch(() => undefined);
+  };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -629,6 +640,8 @@ export class RunPass {
         );
         throw error;
       }
+      // The task is `running` with an open attempt, and its handler has not been called.
+      failpoint('after-task-running');
       if (ctx.onEvent) ctx.emit({ type: 'task:started', runId, task: node.name, attempt });
       const result: AttemptResult =
         whenError !== undefined

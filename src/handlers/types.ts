@@ -40,6 +40,12 @@ export interface HandlerContext {
   signal: AbortSignal;
   log: TaskLogger;
   env: Readonly<Record<string, string | undefined>>;
+  /**
+   * A handler that starts a child process in its own process group reports the group here, so that
+   * if weft's own process dies, recovery can stop what it left running (no orphans doing work
+   * twice after a resume). Optional: contexts outside the engine may not offer it.
+   */
+  recordChildProcess?: (pgid: number) => void;
   /** Hooks only: what the hook is about. */
   hook?: HookInfo;
 }

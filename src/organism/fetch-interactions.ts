@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { parseDuration } from '../core/duration.js';
+import { failpoint } from '../core/failpoint.js';
 import { NonRetryableError } from '../errors.js';
 import type { Handler, HandlerContext } from '../handlers/types.js';
 import { CONNECTION_ARG_SCHEMA, type ConnectionArgs, getRedis, resolveRedisUrl } from './connections.js';
@@ -134,6 +135,8 @@ export async function fetchInteractions(
       if (reader !== redis) reader.disconnect();
     }
   }
+  // Entries now pending for this consumer, nothing applied or acknowledged yet.
+  failpoint('after-stream-read');
 
   const entries: Interaction[] = [];
   const dead: { id: string; reason: string; fields: string[]; deliveries: number }[] = [];

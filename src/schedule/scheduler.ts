@@ -92,6 +92,8 @@ const DEFAULT_STOP_GRACE_MS = 30_000;
 /** Missed fires recorded one by one after downtime; older ones are only counted in the log. */
 const MAX_MISSED_RECORDS = 500;
 const REQUEST_BATCH = 16;
+/** Recent fires per pipeline checked at start for a run that was never created. */
+const RECOVER_FIRES = 50;
 
 interface Entry {
   plan: Plan;
@@ -183,6 +185,7 @@ class SchedulerImpl implements Scheduler {
     this.#started = true;
     await this.#recoverInterrupted();
     await this.#syncPlans('start');
+    await this.#recoverUncreatedRuns();
     const scheduled = [...this.#entries.values()].filter((e) => e.times !== null).length;
     this.#log({
       type: 'scheduler:started',
@@ -562,6 +565,7 @@ class SchedulerImpl implements Scheduler {
         trigger,
         id: runId,
         now: this.#clock.now(),
+        owner: this.#options.owner,
         ...(scheduledFor === null ? {} : { scheduledFor }),
       });
     } catch (error) {
@@ -679,6 +683,39 @@ class SchedulerImpl implements Scheduler {
       } catch (error) {
         this.#logError(error, `resuming run ${run.id}`);
       }
+    }
+  }
+
+  /**
+   * A fire is recorded (taken) before its run is created, so a scheduler that died in between, or
+   * stopped with fires still waiting, leaves fires whose run does not exist; the cursor is already
+   * past them, so nothing else would ever create it. Each such run is created now (its id was
+   * recorded with the fire, so if another scheduler gets there too, one of the two creations fails
+   * as a duplicate), one after another like a catch-up backlog.
+   */
+  async #recoverUncreatedRuns(): Promise<void> {
+    for (const entry of this.#entries.values()) {
+      if (!entry.times) continue;
+      const pipeline = entry.plan.name;
+      const fires = await this.#store.listFires({ pipeline, limit: RECOVER_FIRES });
+      const orphans: WaitingFire[] = [];
+      for (const fire of fires) {
+        if ((fire.outcome !== 'ran' && fire.outcome !== 'queued') || fire.runId === null) continue;
+        if (await this.#store.getRun(fire.runId)) continue;
+        orphans.push({ scheduledFor: Date.parse(fire.scheduledFor), runId: fire.runId, kind: 'catchup' });
+      }
+      if (orphans.length === 0) continue;
+      orphans.sort((a, b) => a.scheduledFor - b.scheduledFor);
+      for (const fire of orphans) {
+        this.#log({
+          type: 'fire:queued',
+          pipeline,
+          scheduledFor: new Date(fire.scheduledFor).toISOString(),
+          reason: 'recorded before a restart, its run never created',
+        });
+      }
+      this.#waiting.set(pipeline, [...orphans, ...(this.#waiting.get(pipeline) ?? [])]);
+      void this.#track(this.#drain(pipeline), 'starting a recovered fire');
     }
   }
 

@@ -28,6 +28,8 @@ export interface ClaimedTask {
   started: boolean;
   /** The delay waited before this attempt (0 for the first). */
   delayMs: number;
+  /** The run attempt (pipeline-level retries) it belongs to. */
+  runAttempt: number;
 }
 
 export type TaskCompletion = Pick<ClaimedTask, 'runId' | 'task' | 'lease' | 'attempt'> &
@@ -113,8 +115,8 @@ export interface TaskQueue {
    * whose retry delay ended run again, and queue-owned runs keep a fresh heartbeat.
    */
   reap(): Promise<ReapResult>;
-  /** When the next delayed task of these queues is due (epoch ms), or null. */
-  nextDueAt(queues: readonly string[]): Promise<number | null>;
+  /** In how many ms the next ready task of these queues is due (0: now), or null when none is queued. */
+  nextDueIn(queues: readonly string[]): Promise<number | null>;
 
   /** Leases pending hooks (any queue) for `leaseMs`. */
   claimHooks(workerId: string, limit: number, leaseMs: number): Promise<HookClaim[]>;

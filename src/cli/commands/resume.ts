@@ -16,7 +16,11 @@ export interface ResumeOptions {
 export async function resumeCommand(ctx: CliContext, runId: string, options: ResumeOptions): Promise<number> {
   await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
-  await requireRun(store, runId);
+  const found = await requireRun(store, runId);
+  if (found.state === 'succeeded' && options.task === undefined && (await store.getHooks(runId, ['pending'])).length > 0) {
+    // Its process died after recording the run's hooks, before running them: run just those.
+    return executeInForeground(ctx, store, found, { format: options.format, ...(options.quiet ? { quiet: true } : {}) });
+  }
   const run = await prepareResume(store, runId, { now: Date.now(), ...(options.task ? { task: options.task } : {}) });
   if (options.format !== 'json' && !options.quiet) ctx.io.stdout(`resuming run ${run.id} of ${run.pipeline}\n`);
   return executeInForeground(ctx, store, run, { format: options.format, ...(options.quiet ? { quiet: true } : {}) });

@@ -21,7 +21,7 @@ export async function runCommand(ctx: CliContext, pipeline: string, options: Run
   const params = paramsForCommand(plan, options.param);
   const concurrency = parsePositiveInt('--concurrency', options.concurrency);
   const store = await ctx.recoveredStore();
-  const run = await createRun(store, { plan, params, trigger: 'manual', now: Date.now() });
+  const run = await createRun(store, { plan, params, trigger: 'manual', now: Date.now(), owner: localOwner() });
   return executeInForeground(ctx, store, run, { ...options, ...(concurrency ? { concurrencyN: concurrency } : {}) });
 }
 

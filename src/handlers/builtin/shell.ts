@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
+import { failpoint } from '../../core/failpoint.js';
 import { NonRetryableError } from '../../errors.js';
 import { quoteShellWord } from '../shell-quote.js';
 import type { Handler, HandlerContext, JsonSchema } from '../types.js';
@@ -167,6 +168,9 @@ async function runShell(
   };
   if (pid !== undefined) {
     options.onSpawn?.(pid, ctx);
+    // detached: the child leads its own process group, whose id is its pid.
+    ctx.recordChildProcess?.(pid);
+    failpoint('shell-child-started');
     ctx.signal.addEventListener('abort', onAbort, { once: true });
   }
 

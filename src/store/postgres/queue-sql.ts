@@ -1,0 +1,277 @@
+/**
+ * The SQL of the task queue (queue.ts), one statement per database operation. Bulk writes take
+ * parallel arrays through unnest(), so a batch of any size is one statement.
+ *
+ * Lock order, the same everywhere so that no two transactions wait on each other in a cycle:
+ * queue_runs (one row per run, taken first by every transaction that coordinates a run) →
+ * queue_tasks → task_runs → attempts → runs. A claim takes queue_tasks rows with SKIP LOCKED and
+ * never waits for queue_runs; housekeeping that touches many runs rows skips locked ones.
+ */
+
+/** NOTIFY channel: payload `q:<queue>` (tasks ready) or `h` (hooks pending). */
+export const QUEUE_CHANNEL = 'weft_queue';
+
+/**
+ * Leases ready tasks and, for those without a `when` condition, starts their attempts (task run
+ * `running`, attempt row inserted) in the same statement. Only runs the queue owns are claimed.
+ * $1 queues, $2 limit, $3 worker id, $4 lease ms, $5 the queue's run owner.
+ */
+export const CLAIM_SQL = `
+WITH picked AS (
+  SELECT q.run_id, q.task
+  FROM queue_tasks q
+  WHERE q.state = 'ready' AND q.queue = ANY ($1::text[]) AND q.available_at <= now()
+    AND EXISTS (SELECT 1 FROM runs r WHERE r.id = q.run_id AND r.owner = $5
+                AND r.state IN ('running', 'retrying', 'interrupted'))
+  ORDER BY q.available_at, q.seq
+  LIMIT $2
+  FOR UPDATE OF q SKIP LOCKED
+), leased AS (
+  UPDATE queue_tasks q
+  SET state = 'leased', lease_owner = $3, lease_id = nextval('queue_lease_seq'),
+      lease_expires_at = now() + $4 * interval '1 millisecond', attempt = t.attempts + 1
+  FROM picked p, task_runs t
+  WHERE q.run_id = p.run_id AND q.task = p.task AND t.run_id = p.run_id AND t.task = p.task
+  RETURNING q.run_id, q.task, q.queue, q.attempt, q.lease_id, q.has_when, q.delay_ms
+), started AS (
+  UPDATE task_runs t
+  SET state = 'running', attempts = l.attempt, next_attempt_at = NULL,
+      started_at = CASE WHEN t.state = 'pending' THEN now() ELSE t.started_at END,
+      finished_at = CASE WHEN t.state = 'pending' THEN NULL ELSE t.finished_at END,
+      error = CASE WHEN t.state = 'pending' THEN NULL ELSE t.error END
+  FROM leased l
+  WHERE t.run_id = l.run_id AND t.task = l.task AND NOT l.has_when
+    AND t.state IN ('pending', 'retrying') AND t.attempts = l.attempt - 1
+  RETURNING t.run_id, t.task
+), inserted AS (
+  INSERT INTO attempts (run_id, task, attempt, state, delay_ms, started_at, worker)
+  SELECT l.run_id, l.task, l.attempt, 'running', l.delay_ms, now(), $3
+  FROM leased l JOIN started s ON s.run_id = l.run_id AND s.task = l.task
+  RETURNING run_id
+)
+SELECT l.run_id, l.task, l.queue, l.attempt, l.lease_id, l.delay_ms, (s.task IS NOT NULL) AS started,
+       r.attempt AS run_attempt
+FROM leased l LEFT JOIN started s ON s.run_id = l.run_id AND s.task = l.task
+JOIN runs r ON r.id = l.run_id
+ORDER BY l.lease_id`;
+
+/** Starts the attempt of a leased task whose `when` said run. $1 run, $2 task, $3 lease, $4 worker. */
+export const START_ATTEMPT_SQL = `
+WITH l AS (
+  SELECT run_id, task, attempt, delay_ms FROM queue_tasks
+  WHERE run_id = $1 AND task = $2 AND state = 'leased' AND lease_id = $3 AND lease_owner = $4
+  FOR UPDATE
+), started AS (
+  UPDATE task_runs t
+  SET state = 'running', attempts = l.attempt, next_attempt_at = NULL,
+      started_at = CASE WHEN t.state = 'pending' THEN now() ELSE t.started_at END,
+      finished_at = CASE WHEN t.state = 'pending' THEN NULL ELSE t.finished_at END,
+      error = CASE WHEN t.state = 'pending' THEN NULL ELSE t.error END
+  FROM l
+  WHERE t.run_id = l.run_id AND t.task = l.task AND t.state IN ('pending', 'retrying') AND t.attempts = l.attempt - 1
+  RETURNING t.run_id, t.task
+), inserted AS (
+  INSERT INTO attempts (run_id, task, attempt, state, delay_ms, started_at, worker)
+  SELECT l.run_id, l.task, l.attempt, 'running', l.delay_ms, now(), $4 FROM l JOIN started s USING (run_id, task)
+  RETURNING run_id
+)
+SELECT count(*)::int AS started FROM started`;
+
+/** Locks the coordination rows of runs (sorted: a fixed lock order) and reads what advancing needs. */
+export const LOCK_RUNS_SQL = `
+SELECT qr.run_id, qr.states, qr.first_attempt, qr.cancel_seen, r.state, r.attempt, r.cancel_requested,
+       r.owner, r.plan_hash, r.pipeline, r.created_at, now() AS now
+FROM queue_runs qr JOIN runs r ON r.id = qr.run_id
+WHERE qr.run_id = ANY ($1::text[])
+ORDER BY qr.run_id
+FOR UPDATE OF qr`;
+
+/** The leased rows named by (run, task, lease), locked, with their task runs' state. */
+export const FENCE_SQL = `
+SELECT q.run_id, q.task, q.lease_id, q.lease_owner, q.lease_expires_at, q.attempt, q.base, q.lost,
+       t.state AS task_state, now() AS now
+FROM queue_tasks q
+JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS v (run_id, task, lease_id)
+  ON q.run_id = v.run_id AND q.task = v.task AND q.lease_id = v.lease_id
+JOIN task_runs t ON t.run_id = q.run_id AND t.task = q.task
+WHERE q.state = 'leased'
+FOR UPDATE OF q`;
+
+/** A cancelled run's queue entries nobody runs: removed, with their task runs' state. */
+export const WITHDRAW_READY_SQL = `
+DELETE FROM queue_tasks q USING task_runs t
+WHERE q.run_id = $1 AND q.state = 'ready' AND t.run_id = q.run_id AND t.task = q.task
+RETURNING q.task, t.state`;
+
+export const FAILED_ERRORS_SQL = `SELECT task, error FROM task_runs WHERE run_id = $1 AND state = 'failed'`;
+
+/** Finished runs of the pipeline created before this one, newest first (countPreviousFailures' rule). */
+export const PREVIOUS_RUNS_SQL = `
+SELECT state FROM runs
+WHERE pipeline = $1 AND (created_at, id) < ($2::timestamptz, $3::text) AND state IN ('failed', 'succeeded')
+ORDER BY created_at DESC, id DESC LIMIT 2000`;
+
+export const END_ATTEMPTS_SQL = `
+UPDATE attempts a SET state = v.state, finished_at = $6::timestamptz, error = v.error::json
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[]) AS v (run_id, task, attempt, state, error)
+WHERE a.run_id = v.run_id AND a.task = v.task AND a.attempt = v.attempt AND a.state = 'running'`;
+
+/** Every task-run change of a batch, fenced on the state each was seen in. $15: now. */
+export const UPDATE_TASK_RUNS_SQL = `
+UPDATE task_runs t SET
+  state = v.to_state,
+  output = CASE WHEN v.reset THEN NULL WHEN v.set_output THEN v.output::json ELSE t.output END,
+  error = CASE WHEN v.reset THEN NULL WHEN v.set_error THEN v.error::json ELSE t.error END,
+  reason = CASE WHEN v.reset THEN NULL WHEN v.set_reason THEN v.reason ELSE t.reason END,
+  started_at = CASE WHEN v.reset THEN NULL ELSE t.started_at END,
+  finished_at = CASE WHEN v.reset THEN NULL WHEN v.finished THEN $15::timestamptz ELSE t.finished_at END,
+  next_attempt_at = CASE WHEN v.reset THEN NULL WHEN v.set_next THEN v.next_at ELSE t.next_attempt_at END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::bool[], $8::text[],
+            $9::bool[], $10::text[], $11::bool[], $12::bool[], $13::timestamptz[], $14::bool[])
+  AS v (run_id, task, from_state, to_state, set_output, output, set_error, error, set_reason, reason,
+        finished, set_next, next_at, reset)
+WHERE t.run_id = v.run_id AND t.task = v.task AND t.state = v.from_state`;
+
+export const DEQUEUE_SQL = `
+DELETE FROM queue_tasks q USING unnest($1::text[], $2::text[]) AS v (run_id, task)
+WHERE q.run_id = v.run_id AND q.task = v.task`;
+
+/** Back to ready after a failed or lost attempt: the lease is dropped. */
+export const REQUEUE_SQL = `
+UPDATE queue_tasks q SET state = 'ready', available_at = v.available_at, delay_ms = v.delay_ms,
+  base = q.base + v.base_inc, lost = q.lost + v.lost_inc,
+  lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, attempt = NULL
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::int[], $6::int[])
+  AS v (run_id, task, available_at, delay_ms, base_inc, lost_inc)
+WHERE q.run_id = v.run_id AND q.task = v.task`;
+
+/** New queue entries; their retries count from the attempts their task run has so far. */
+export const ENQUEUE_SQL = `
+INSERT INTO queue_tasks (run_id, task, queue, state, available_at, has_when, delay_ms, base)
+SELECT v.run_id, v.task, v.queue, 'ready', v.available_at, v.has_when, v.delay_ms, t.attempts
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[], $6::bigint[])
+  AS v (run_id, task, queue, available_at, has_when, delay_ms)
+JOIN task_runs t ON t.run_id = v.run_id AND t.task = v.task
+ON CONFLICT (run_id, task) DO UPDATE SET state = 'ready', queue = EXCLUDED.queue,
+  available_at = EXCLUDED.available_at, has_when = EXCLUDED.has_when, delay_ms = EXCLUDED.delay_ms,
+  base = EXCLUDED.base, lost = 0, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, attempt = NULL`;
+
+export const INSERT_HOOKS_SQL = `
+WITH h AS (
+  INSERT INTO hooks (run_id, key, event, task, handler, state, error, created_at)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]::json[],
+                       $8::timestamptz[])
+  ON CONFLICT (run_id, key) DO NOTHING
+  RETURNING run_id, key
+)
+INSERT INTO queue_hooks (run_id, key) SELECT run_id, key FROM h ON CONFLICT DO NOTHING`;
+
+export const UPSERT_QUEUE_RUNS_SQL = `
+INSERT INTO queue_runs (run_id, states, first_attempt, cancel_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[])
+ON CONFLICT (run_id) DO UPDATE SET states = EXCLUDED.states, first_attempt = EXCLUDED.first_attempt,
+  cancel_seen = EXCLUDED.cancel_seen`;
+
+export const DELETE_QUEUE_RUNS_SQL = `DELETE FROM queue_runs WHERE run_id = ANY ($1::text[])`;
+export const DELETE_RUN_QUEUE_SQL = `DELETE FROM queue_tasks WHERE run_id = ANY ($1::text[])`;
+
+export const NOTIFY_SQL = `SELECT pg_notify('${QUEUE_CHANNEL}', p) FROM unnest($1::text[]) AS p`;
+
+/**
+ * Extends a worker's leases, refreshes its heartbeat, and says which of its runs were asked to
+ * cancel. $1 worker, $2 lease ms.
+ */
+export const RENEW_SQL = `
+WITH renewed AS (
+  UPDATE queue_tasks SET lease_expires_at = now() + $2 * interval '1 millisecond'
+  WHERE state = 'leased' AND lease_owner = $1
+  RETURNING run_id, task, lease_id
+), beat AS (
+  UPDATE queue_workers SET heartbeat_at = now() WHERE id = $1 RETURNING id
+)
+SELECT n.run_id, n.task, n.lease_id, r.cancel_requested FROM renewed n JOIN runs r ON r.id = n.run_id`;
+
+export const EXPIRED_LEASES_SQL = `
+SELECT run_id, task, lease_id, lease_owner, attempt FROM queue_tasks
+WHERE state = 'leased' AND lease_expires_at < now()
+ORDER BY lease_expires_at LIMIT $1`;
+
+export const CANCEL_PENDING_SQL = `
+SELECT qr.run_id FROM queue_runs qr JOIN runs r ON r.id = qr.run_id
+WHERE r.cancel_requested AND NOT qr.cancel_seen LIMIT $1`;
+
+/**
+ * Runs whose retry delay is over run again; runs marked interrupted while the queue owns them
+ * (no heartbeat for a while) are taken back. Locked rows are skipped (next time).
+ */
+export const RESUME_RUNS_SQL = `
+UPDATE runs SET state = 'running', next_attempt_at = NULL, error = CASE WHEN state = 'retrying' THEN NULL ELSE error END,
+  heartbeat_at = now()
+WHERE id IN (
+  SELECT r.id FROM runs r JOIN queue_runs qr ON qr.run_id = r.id
+  WHERE r.owner = $1 AND ((r.state = 'retrying' AND r.next_attempt_at <= now()) OR r.state = 'interrupted')
+  FOR UPDATE OF r SKIP LOCKED
+)
+RETURNING id`;
+
+/** Queue-owned runs stay visibly alive while a worker or scheduler watches the queue. */
+export const HEARTBEAT_RUNS_SQL = `
+UPDATE runs SET heartbeat_at = now()
+WHERE id IN (
+  SELECT r.id FROM runs r WHERE r.owner = $1 AND r.state IN ('running', 'retrying')
+  FOR UPDATE SKIP LOCKED
+)`;
+
+export const FORGET_WORKERS_SQL = `DELETE FROM queue_workers WHERE heartbeat_at < now() - interval '1 day'`;
+
+export const NEXT_DUE_SQL = `
+SELECT GREATEST(0, EXTRACT(EPOCH FROM (min(available_at) - now())) * 1000)::float8 AS due_in
+FROM queue_tasks WHERE state = 'ready' AND queue = ANY ($1::text[])`;
+
+export const CLAIM_HOOKS_SQL = `
+UPDATE queue_hooks h SET lease_owner = $1, lease_expires_at = now() + $3 * interval '1 millisecond'
+FROM (
+  SELECT run_id, key FROM queue_hooks
+  WHERE lease_expires_at IS NULL OR lease_expires_at < now()
+  ORDER BY created_at LIMIT $2
+  FOR UPDATE SKIP LOCKED
+) p
+WHERE h.run_id = p.run_id AND h.key = p.key
+RETURNING h.run_id, h.key`;
+
+export const FINISH_HOOK_SQL = `DELETE FROM queue_hooks WHERE run_id = $1 AND key = $2 AND lease_owner = $3`;
+
+export const TASK_OUTPUTS_SQL = `SELECT task, state, output FROM task_runs WHERE run_id = $1 AND task = ANY ($2::text[])`;
+
+export const REGISTER_WORKER_SQL = `
+INSERT INTO queue_workers (id, queues, concurrency, host, pid) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency, heartbeat_at = now()`;
+
+export const UNREGISTER_WORKER_SQL = `DELETE FROM queue_workers WHERE id = $1`;
+
+/** $1: how recent a worker's heartbeat must be to count as alive (ms). */
+export const QUEUE_HEALTH_SQL = `
+WITH q AS (
+  SELECT queue,
+         count(*) FILTER (WHERE state = 'ready' AND available_at <= now()) AS ready,
+         count(*) FILTER (WHERE state = 'ready' AND available_at > now()) AS delayed,
+         count(*) FILTER (WHERE state = 'leased') AS running
+  FROM queue_tasks GROUP BY queue
+), w AS (
+  SELECT unnest(queues) AS queue, count(*) AS workers FROM queue_workers
+  WHERE heartbeat_at > now() - $1 * interval '1 millisecond' GROUP BY 1
+)
+SELECT COALESCE(q.queue, w.queue) AS queue, COALESCE(q.ready, 0) AS ready, COALESCE(q.delayed, 0) AS delayed,
+       COALESCE(q.running, 0) AS running, COALESCE(w.workers, 0) AS workers
+FROM q FULL JOIN w ON w.queue = q.queue
+ORDER BY 1`;
+
+export const LOCK_RUN_FOR_START_SQL = `
+SELECT state, attempt, owner, plan_hash, pipeline, created_at, cancel_requested, now() AS now
+FROM runs WHERE id = $1 FOR UPDATE`;
+
+export const TASK_STATES_SQL = `SELECT task, state FROM task_runs WHERE run_id = $1`;
+
+export const QUEUE_PENDING_HOOKS_SQL = `
+INSERT INTO queue_hooks (run_id, key) SELECT run_id, key FROM hooks WHERE run_id = $1 AND state = 'pending'
+ON CONFLICT DO NOTHING`;
