@@ -241,10 +241,16 @@ class Coordinator {
    * can run are enqueued at `availableAt`.
    */
   decide(availableAt: number, delayMs: number): void {
+    // Many finished upstream tasks of one dependent (a fan-in) ask for its decision many times:
+    // it is taken again only when a state changed since (a skip, which is a finish too).
+    const decidedAt = new Map<number, number>();
+    let version = 0;
     while (this.#evaluate.length > 0) {
       const i = this.#evaluate.pop()!;
-      if (this.states[i] !== 'waiting') continue;
+      if (this.states[i] !== 'waiting' || decidedAt.get(i) === version) continue;
+      decidedAt.set(i, version);
       const task = this.index.tasks[i]!;
+      if (this.#mustWait(task)) continue;
       const upstream = task.dependsOn.map((dep) => {
         const d = this.at(dep);
         return { task: dep, outcome: outcomeOf(this.states[d]!, this.index.tasks[d]!) };
@@ -253,6 +259,7 @@ class Coordinator {
       if (decision.kind === 'wait') continue;
       if (decision.kind === 'skip') {
         this.states[i] = 'skipped';
+        version += 1;
         this.changes.push(
           change({ task: task.name, from: 'pending', to: 'skipped', reason: decision.reason, finished: true }),
         );
@@ -262,6 +269,36 @@ class Coordinator {
       this.states[i] = 'queued';
       this.changes.push({ type: 'enqueue', task: task.name, queue: task.queue, availableAt, delayMs, mode: 'new' });
     }
+  }
+
+  /**
+   * A cheap pre-check before decideTrigger (which builds the whole upstream list): with an
+   * upstream task unfinished and nothing that could decide early, the answer is `wait`.
+   */
+  #mustWait(task: PlanTask): boolean {
+    let unfinished = false;
+    for (const dep of task.dependsOn) {
+      const d = this.at(dep);
+      const outcome = outcomeOf(this.states[d]!, this.index.tasks[d]!);
+      if (outcome === 'unfinished') {
+        unfinished = true;
+        continue;
+      }
+      switch (task.triggerRule) {
+        case 'all_success':
+          if (outcome !== 'success') return false;
+          break;
+        case 'all_done':
+          break;
+        case 'one_failed':
+          if (outcome === 'failed') return false;
+          break;
+        case 'all_failed':
+          if (outcome !== 'failed') return false;
+          break;
+      }
+    }
+    return unfinished;
   }
 
   /** Every waiting task, for a first decision (run start, run retry). */

@@ -93,7 +93,7 @@ function check(zone: string, expr: string, windows: readonly Window[]): { fires:
     const fires: number[] = [];
     let after = new Date(from - 2 * DAY);
     for (;;) {
-      const batch = nextFires(expr, after, zone, 500).map((f) => f.at.getTime());
+      const batch = nextFires(expr, after, zone, expr.startsWith('*/') ? 288 : 16).map((f) => f.at.getTime());
       if (batch.length === 0) break;
       fires.push(...batch);
       after = new Date(batch[batch.length - 1]!);

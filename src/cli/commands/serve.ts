@@ -88,6 +88,7 @@ export async function serveCommand(
     owner: localOwner(),
     onLog: log,
     engine: { env: ctx.io.env },
+    recoverUncreatedRuns: true,
   });
   // The server's own lines follow --log-format like the scheduler's, so a JSON log stays parseable.
   const say = (event: string, message: string, isError = false) => {
