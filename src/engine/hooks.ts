@@ -214,6 +214,7 @@ export async function runHook(
       log: new HookLogger(runner, record.task),
       env: runner.env,
       hook: info,
+      mask: runner.masker,
     };
     await handler.run(args ?? undefined, ctx);
     await store.updateHook(run.id, record.key, { state: 'done', finishedAt: toIso(runner.now()) });

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import { assertRunTransition } from '../core/states.js';
+import type { ErrorInfo } from '../errors.js';
 import type { RunRecord, RunStore } from '../store/run-store.js';
-import { fromIso } from './time.js';
+import { fromIso, toIso } from './time.js';
 
 /** "host:pid" of this process: the owner the CLI records for runs it executes. */
 export function localOwner(): string {
@@ -77,9 +78,42 @@ export async function markInterruptedRuns(
       { state: 'interrupted' },
       { states: [run.state], owner: run.owner },
     );
-    if (ok) marked.push({ ...run, state: 'interrupted' });
+    if (!ok) continue;
+    await markOpenAttemptsLost(store, run, options.now);
+    marked.push({ ...run, state: 'interrupted' });
   }
   return marked;
+}
+
+/** The error of an attempt whose process died before it could record how the attempt ended. */
+export function lostAttemptError(worker: string | null): ErrorInfo {
+  return {
+    code: 'TASK_LOST',
+    message: `the process running this attempt${worker ? ` (${worker})` : ''} died before the attempt ended; it was lost with its process`,
+  };
+}
+
+/**
+ * IMPORTANT: every started attempt reaches exactly one terminal state. An interrupted run's open
+ * attempts end `lost` now, with a reason, rather than staying `running` (and blank) until someone
+ * resumes the run. Their task runs stay as they are: resume moves them back to pending.
+ */
+async function markOpenAttemptsLost(store: RunStore, run: RunRecord, now: number): Promise<void> {
+  const finishedAt = toIso(now);
+  const taskRuns = await store.getTaskRuns(run.id);
+  for (const taskRun of taskRuns) {
+    if (taskRun.state !== 'running' && taskRun.state !== 'retrying') continue;
+    for (const attempt of await store.getAttempts(run.id, taskRun.task)) {
+      if (attempt.state !== 'running') continue;
+      await store.updateAttempt(
+        run.id,
+        attempt.task,
+        attempt.attempt,
+        { state: 'lost', finishedAt, error: lostAttemptError(attempt.worker ?? run.owner) },
+        { states: ['running'] },
+      );
+    }
+  }
 }
 
 function isDead(

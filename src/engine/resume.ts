@@ -2,10 +2,8 @@ import type { Plan } from '../compile/plan.js';
 import { assertRunTransition, assertTaskTransition, type TaskState } from '../core/states.js';
 import { UsageError, WeftError } from '../errors.js';
 import type { AttemptRecord, RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
-import { isLocalOwner, isLocalOwnerAlive } from './interrupted.js';
+import { isLocalOwner, isLocalOwnerAlive, lostAttemptError } from './interrupted.js';
 import { toIso } from './time.js';
-
-const LOST_PATCH_MESSAGE = 'the process running this attempt stopped before it ended';
 
 /**
  * Tasks a dead execution left `running` or `retrying` go back to `pending`, and their open
@@ -25,7 +23,12 @@ export async function resetInterruptedTasks(
     stale.map(async (taskRun) => {
       assertTaskTransition(taskRun.task, taskRun.state, 'pending');
       const attempts = await store.getAttempts(runId, taskRun.task);
-      for (const attempt of attempts) if (attempt.state === 'running') stopOrphanGroup(attempt);
+      // The latest attempt may already be `lost` (markInterruptedRuns closes open attempts): its
+      // process group may still be running all the same.
+      for (const attempt of attempts) {
+        const latest = attempt.attempt === taskRun.attempts;
+        if (attempt.state === 'running' || (latest && attempt.state === 'lost')) stopOrphanGroup(attempt);
+      }
       await Promise.all(
         attempts
           .filter((a) => a.state === 'running')
@@ -34,7 +37,7 @@ export async function resetInterruptedTasks(
               runId,
               a.task,
               a.attempt,
-              { state: 'lost', finishedAt, error: { code: 'TASK_LOST', message: LOST_PATCH_MESSAGE } },
+              { state: 'lost', finishedAt, error: lostAttemptError(a.worker) },
               { states: ['running'] },
             ),
           ),

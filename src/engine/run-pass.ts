@@ -17,6 +17,7 @@ import { invokeHandler, type AttemptResult } from './attempt.js';
 import type { ExecutionContext } from './execution-context.js';
 import { checkHandlerArgs } from './handler-args.js';
 import { newHookRecord, runHook, taskHookKey, type HookRunner } from './hooks.js';
+import { maskValue } from './mask.js';
 import { normaliseOutput } from './output.js';
 import { hasRetryLeft, retryDelayMs } from './retry-delay.js';
 import { toIso } from './time.js';
@@ -183,6 +184,7 @@ class AttemptContext implements HandlerContext {
   readonly signal: AbortSignal;
   readonly log: TaskLogger;
   readonly env: Readonly<Record<string, string | undefined>>;
+  readonly mask: (text: string) => string;
   #upstream: Record<string, JsonValue> | undefined;
   readonly #compute: () => Record<string, JsonValue>;
   readonly #store: ExecutionContext['store'];
@@ -202,6 +204,7 @@ class AttemptContext implements HandlerContext {
     this.signal = signal;
     this.log = new AttemptLogger(pass.ctx, task, attempt);
     this.env = pass.ctx.env;
+    this.mask = pass.ctx.masker;
     this.#compute = compute;
     this.#store = pass.ctx.store;
   }
@@ -753,7 +756,8 @@ export class RunPass {
     let output: JsonValue = null;
     if (result.state === 'succeeded') {
       try {
-        output = normaliseOutput(result.value, node.name);
+        // Outputs are stored, shown and passed on: a secret a command echoed must not be.
+        output = maskValue(normaliseOutput(result.value, node.name), masker);
       } catch (error) {
         result = { state: 'failed', error: toWeftError(error, 'HANDLER_OUTPUT_INVALID') };
       }

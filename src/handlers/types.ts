@@ -48,6 +48,12 @@ export interface HandlerContext {
   recordChildProcess?: (pgid: number) => void;
   /** Hooks only: what the hook is about. */
   hook?: HookInfo;
+  /**
+   * Masks the run's secrets (the values of the pipeline's `secrets:`, in their common encodings)
+   * in text the handler sends or keeps elsewhere, such as a notification. Optional: contexts
+   * outside the engine may not offer it.
+   */
+  mask?: (text: string) => string;
 }
 
 export interface HookInfo {

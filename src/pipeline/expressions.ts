@@ -254,7 +254,9 @@ export function resolveTemplate(
   if (isPlainObject(value) && quote && quoteKeys.length > 0) {
     const result: JsonObject = {};
     for (const [key, child] of Object.entries(value)) {
-      const quoted = quoteKeys.includes(key) ? quote : undefined;
+      // Only a string is a script: an argv array (shell's `command: [...]`) reaches its program
+      // without a shell, so quoting its items would hand the program literal quote characters.
+      const quoted = quoteKeys.includes(key) && typeof child === 'string' ? quote : undefined;
       defineOwn(result, key, resolveValue(child, scope, quoted));
     }
     return result;

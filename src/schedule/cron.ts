@@ -6,9 +6,10 @@ import { formatDuration } from '../core/duration.js';
  * description in words. Nothing here reads the clock or the process time zone: a schedule's zone
  * is always explicit (UTC unless the pipeline says otherwise).
  *
- * Around daylight-saving changes croner fires each local wall-clock time once: times in the hour
- * that is skipped in spring move to the first valid time after it, and times in the hour that
- * repeats in autumn fire only once. Fire times therefore always strictly increase.
+ * Around daylight-saving changes croner fires each local wall-clock time once: a time in the hour
+ * that is skipped in spring is read with the offset before the change (02:30 becomes 03:30), and a
+ * time in the hour that repeats in autumn fires at only one of its two instants. Fire times
+ * therefore always strictly increase. The rule, in full: docs/scheduling.md.
  */
 
 /** croner's message for an invalid expression, without its class prefix; null when valid. */

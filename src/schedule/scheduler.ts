@@ -1,7 +1,7 @@
 import type { Plan } from '../compile/plan.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { JsonObject } from '../core/json.js';
-import { createRun, executeRun, markInterruptedRuns, prepareResume } from '../engine/index.js';
+import { createRun, executeRun, isLocalOwnerAlive, markInterruptedRuns, prepareResume } from '../engine/index.js';
 import type { EngineEvent } from '../engine/events.js';
 import type { EngineOptions } from '../engine/options.js';
 import { toErrorInfo, WeftError } from '../errors.js';
@@ -515,8 +515,11 @@ class SchedulerImpl implements Scheduler {
   async #blockingRun(pipeline: string): Promise<string | null> {
     const local = this.#active.get(pipeline);
     if (local && local.size > 0) return local.values().next().value!;
-    const running = await this.#store.listRuns({ pipeline, states: ['running', 'retrying'], limit: 1 });
-    return running[0]?.id ?? null;
+    const running = await this.#store.listRuns({ pipeline, states: ['running', 'retrying'], limit: 10 });
+    // A run whose process is known to be dead (killed, not yet marked interrupted) runs nothing:
+    // it must not make every later fire skip until some scheduler restarts and notices.
+    const isAlive = this.#options.isOwnerAlive ?? isLocalOwnerAlive;
+    return running.find((r) => r.owner === null || isAlive(r.owner))?.id ?? null;
   }
 
   #dropWaiting(pipeline: string, reason: string): void {
@@ -536,15 +539,21 @@ class SchedulerImpl implements Scheduler {
     if (this.#stopping || this.#draining.has(pipeline)) return;
     this.#draining.add(pipeline);
     try {
-      const list = this.#waiting.get(pipeline);
-      if (!list || list.length === 0) return;
-      if ((await this.#blockingRun(pipeline)) !== null) return;
-      const entry = this.#entries.get(pipeline);
-      const fire = list.shift()!;
-      if (list.length === 0) this.#waiting.delete(pipeline);
-      if (!entry) return;
-      const params = resolveParams(entry.plan.params, {}, 'json').params;
-      await this.#startRun(entry.plan, params, 'schedule', fire.runId, fire.scheduledFor, null);
+      // A fire whose run exists already (another scheduler created it) starts nothing here, and no
+      // run's end would drain the next one: move on to it at once, or the list stays stuck and
+      // every later fire is skipped as "still running".
+      for (;;) {
+        const list = this.#waiting.get(pipeline);
+        if (!list || list.length === 0) return;
+        if ((await this.#blockingRun(pipeline)) !== null) return;
+        const entry = this.#entries.get(pipeline);
+        const fire = list.shift()!;
+        if (list.length === 0) this.#waiting.delete(pipeline);
+        if (!entry) return;
+        const params = resolveParams(entry.plan.params, {}, 'json').params;
+        const started = await this.#startRun(entry.plan, params, 'schedule', fire.runId, fire.scheduledFor, null);
+        if (started) return;
+      }
     } finally {
       this.#draining.delete(pipeline);
     }
@@ -694,8 +703,8 @@ class SchedulerImpl implements Scheduler {
   }
 
   /**
-   * A fire is recorded (taken) before its run is created, so a scheduler that died in between, or
-   * stopped with fires still waiting, leaves fires whose run does not exist; the cursor is already
+   * A fire is recorded (taken) before its run is created, so a scheduler that died in between
+   * leaves a fire whose run does not exist; the cursor is already
    * past them, so nothing else would ever create it. Each such run is created now (its id was
    * recorded with the fire, so if another scheduler gets there too, one of the two creations fails
    * as a duplicate), one after another like a catch-up backlog.
@@ -707,7 +716,9 @@ class SchedulerImpl implements Scheduler {
       const fires = await this.#store.listFires({ pipeline, limit: RECOVER_FIRES });
       const orphans: WaitingFire[] = [];
       for (const fire of fires) {
-        if ((fire.outcome !== 'ran' && fire.outcome !== 'queued') || fire.runId === null) continue;
+        // Only `ran`: a `queued` fire may be waiting in a live scheduler's memory right now, and
+        // starting it here would break its backlog's one-after-another order.
+        if (fire.outcome !== 'ran' || fire.runId === null) continue;
         if (await this.#store.getRun(fire.runId)) continue;
         orphans.push({ scheduledFor: Date.parse(fire.scheduledFor), runId: fire.runId, kind: 'catchup' });
       }

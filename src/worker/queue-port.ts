@@ -103,10 +103,18 @@ export interface TaskQueue {
   startAttempt(workerId: string, claim: ClaimedTask): Promise<boolean>;
   /**
    * Records results, in one transaction: attempts, task runs, dependents made ready or skipped,
-   * the run finished with its hooks. One boolean per completion: false when its lease was lost
-   * (nothing of it was written).
+   * the run finished with its hooks. `recorded` has one boolean per completion: false when its
+   * lease was lost (nothing of it was written). With `next`, the same transaction also claims up
+   * to `next.limit` ready tasks (those it just made ready first in line): a worker moving along a
+   * chain needs one transaction per task, and wakes nobody else for work it takes itself.
    */
-  complete(workerId: string, completions: readonly TaskCompletion[]): Promise<boolean[]>;
+  complete(
+    workerId: string,
+    completions: readonly TaskCompletion[],
+    next?: { queues: readonly string[]; limit: number; leaseMs: number },
+  ): Promise<{ recorded: boolean[]; claimed: ClaimedTask[] }>;
+  /** Gives back every lease `workerId` holds (it is stopping): the next reap makes them ready again. */
+  releaseLeases(workerId: string): Promise<void>;
   /** Extends every lease `workerId` holds; also its worker heartbeat. */
   renewLeases(workerId: string, leaseMs: number): Promise<LeaseRenewal>;
   /**

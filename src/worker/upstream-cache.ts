@@ -73,6 +73,13 @@ export class UpstreamCache {
     return entries;
   }
 
+  /** A task this worker saw succeed (its result recorded): its dependents need not ask for it. */
+  remember(runId: string, runAttempt: number, plan: Plan, task: string, output: JsonValue): void {
+    const entries = this.#entries(runId, runAttempt);
+    const closed = plan.tasks[task]!.dependsOn.every((dep) => entries.get(dep)?.closed === true);
+    entries.set(task, { state: 'succeeded', output, closed });
+  }
+
   /** Finished ancestors of `task` (direct and indirect), from what `ensure` loaded. */
   static ancestors(plan: Plan, entries: ReadonlyMap<string, Entry>, task: string): Record<string, { output: JsonValue; state: string }> {
     const out = createDict<{ output: JsonValue; state: string }>();

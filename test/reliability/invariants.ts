@@ -52,7 +52,11 @@ export async function deadLetteredIds(redis: Redis, deadStream: string): Promise
  * 0 lost and 0 applied twice: every expected edge has exactly its count and weight, no other edge
  * exists, the ledger holds exactly the applied ids, and the people are exactly those expected.
  */
-export async function graphViolations(pool: pg.Pool, expected: ExpectedGraph, stream: string): Promise<string[]> {
+export async function graphViolations(
+  pool: pg.Pool,
+  expected: ExpectedGraph,
+  stream: string,
+): Promise<string[]> {
   const out: string[] = [];
   const edges = await pool.query<{ key: string; count: number; weight: number }>(
     `SELECT source || '|' || target || '|' || kind AS key, count::int AS count, weight_sum AS weight
@@ -66,11 +70,15 @@ export async function graphViolations(pool: pg.Pool, expected: ExpectedGraph, st
     const want = expected.edges.get(row.key);
     if (!want) out.push(`edge ${row.key} should not exist (count ${row.count})`);
     else if (want.count !== row.count || Math.abs(want.weight - row.weight) > 1e-6)
-      out.push(`edge ${row.key}: count ${row.count} weight ${row.weight}, expected ${want.count} / ${want.weight}`);
+      out.push(
+        `edge ${row.key}: count ${row.count} weight ${row.weight}, expected ${want.count} / ${want.weight}`,
+      );
   }
   for (const key of expected.edges.keys()) if (!seen.has(key)) out.push(`edge ${key} is missing`);
   if (total !== expected.interactions) {
-    out.push(`${total} interactions applied, expected ${expected.interactions} (${total - expected.interactions} extra)`);
+    out.push(
+      `${total} interactions applied, expected ${expected.interactions} (${total - expected.interactions} extra)`,
+    );
   }
   const counts = (
     await pool.query<{ people: number; ledger: number }>(
@@ -79,7 +87,8 @@ export async function graphViolations(pool: pg.Pool, expected: ExpectedGraph, st
       [stream],
     )
   ).rows[0]!;
-  if (counts.people !== expected.people.size) out.push(`${counts.people} people, expected ${expected.people.size}`);
+  if (counts.people !== expected.people.size)
+    out.push(`${counts.people} people, expected ${expected.people.size}`);
   if (counts.ledger !== expected.interactions)
     out.push(`ledger holds ${counts.ledger} ids, expected ${expected.interactions}`);
   return out;
@@ -116,7 +125,9 @@ export function sqliteStoreViolations(path: string): string[] {
       key: string;
     }[];
     for (const hook of hooks) out.push(`hook ${hook.key} of run ${hook.run_id} is still pending`);
-    const attempts = db.prepare(`SELECT run_id, task, attempt FROM attempts WHERE state = 'running'`).all() as {
+    const attempts = db
+      .prepare(`SELECT run_id, task, attempt FROM attempts WHERE state = 'running'`)
+      .all() as {
       run_id: string;
       task: string;
       attempt: number;

@@ -2,6 +2,7 @@ import type { JsonValue } from '../../core/json.js';
 import { NonRetryableError } from '../../errors.js';
 import type { Handler } from '../types.js';
 import { durationSchema } from './arg-schemas.js';
+import { createOutboundPolicy } from './outbound-guard.js';
 import {
   displayUrl,
   hasHeader,
@@ -23,6 +24,8 @@ export interface HttpRequestArgs {
   json?: JsonValue;
   body?: string;
   timeout?: string | number;
+  /** Internal hosts allowed on purpose: names, addresses or CIDRs. */
+  allow_hosts?: string[];
   allow_status?: number[];
   response?: ResponseMode;
 }
@@ -78,6 +81,14 @@ export const httpRequestHandler: Handler<HttpRequestArgs> = {
         'Gives up on the request after this long (a retryable failure). Default "30s".',
         ['10s', 5],
       ),
+      allow_hosts: {
+        type: 'array',
+        description:
+          'Hosts this task may reach although they are loopback, private, link-local or otherwise internal ' +
+          '(refused by default): host names, IP addresses or CIDRs. Redirects are checked against it too.',
+        examples: [['127.0.0.1'], ['10.0.0.0/8', 'metrics.internal']],
+        items: { type: 'string', minLength: 1 },
+      },
       allow_status: {
         type: 'array',
         description: 'Statuses accepted besides 2xx, e.g. 404 when absence is an answer.',
@@ -137,6 +148,7 @@ export const httpRequestHandler: Handler<HttpRequestArgs> = {
       timeoutMs,
       signal: ctx.signal,
       label,
+      policy: createOutboundPolicy(args.allow_hosts),
     });
 
     const accepted = response.ok || (args.allow_status ?? []).includes(response.status);

@@ -1,6 +1,7 @@
 import type { JsonObject, JsonValue } from '../../core/json.js';
 import type { Handler, HandlerContext, HookInfo } from '../types.js';
 import { durationSchema } from './arg-schemas.js';
+import { createOutboundPolicy } from './outbound-guard.js';
 import { parseHttpUrl, sendRequest, statusError } from './http-support.js';
 import { requireDuration } from './sleep.js';
 
@@ -9,6 +10,8 @@ export interface NotifyWebhookArgs {
   text?: string;
   extra?: JsonObject;
   timeout?: string | number;
+  /** Internal hosts allowed on purpose: names, addresses or CIDRs. */
+  allow_hosts?: string[];
 }
 
 export const DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000;
@@ -42,6 +45,14 @@ export const notifyWebhookHandler: Handler<NotifyWebhookArgs> = {
           'More fields merged into the posted JSON, last (e.g. Slack channel, username, icon_emoji, blocks).',
         examples: [{ username: 'weft', icon_emoji: ':robot_face:' }],
       },
+      allow_hosts: {
+        type: 'array',
+        description:
+          'Hosts this task may reach although they are loopback, private, link-local or otherwise internal ' +
+          '(refused by default): host names, IP addresses or CIDRs. Redirects are checked against it too.',
+        examples: [['127.0.0.1'], ['10.0.0.0/8', 'metrics.internal']],
+        items: { type: 'string', minLength: 1 },
+      },
       timeout: durationSchema('Gives up on the post after this long (a retryable failure). Default "10s".', [
         '10s',
       ]),
@@ -62,7 +73,9 @@ export const notifyWebhookHandler: Handler<NotifyWebhookArgs> = {
     const url = parseHttpUrl(args.url);
     const timeoutMs =
       args.timeout === undefined ? DEFAULT_WEBHOOK_TIMEOUT_MS : requireDuration(args.timeout, 'timeout');
-    const payload = buildWebhookPayload(ctx, args.text, args.extra);
+    // The text and extra fields may quote anything (an error, an env value): the run's secrets
+    // are masked in every string of the payload before it leaves.
+    const payload = maskStrings(buildWebhookPayload(ctx, args.text, args.extra), ctx.mask);
     // The path of a webhook URL is its secret (Slack's are): name only the host in messages.
     const label = `webhook POST ${url.origin}`;
     const { response, text } = await sendRequest({
@@ -73,6 +86,7 @@ export const notifyWebhookHandler: Handler<NotifyWebhookArgs> = {
       timeoutMs,
       signal: ctx.signal,
       label,
+      policy: createOutboundPolicy(args.allow_hosts),
     });
     if (!response.ok) throw statusError(label, response, text);
     ctx.log.info(`${label} answered ${response.status}`);
@@ -160,4 +174,18 @@ function ordinal(n: number): string {
   const tens = n % 100;
   if (tens >= 11 && tens <= 13) return `${n}th`;
   return `${n}${['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
+}
+
+function maskStrings<T extends JsonValue>(value: T, mask: ((text: string) => string) | undefined): T {
+  if (!mask) return value;
+  if (typeof value === 'string') return mask(value) as T;
+  if (Array.isArray(value)) return value.map((item) => maskStrings(item, mask)) as T;
+  if (value !== null && typeof value === 'object') {
+    const out: JsonObject = {};
+    for (const [key, item] of Object.entries(value)) {
+      Object.defineProperty(out, key, { value: maskStrings(item, mask), enumerable: true, writable: true, configurable: true });
+    }
+    return out as T;
+  }
+  return value;
 }

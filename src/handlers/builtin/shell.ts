@@ -170,7 +170,8 @@ async function runShell(
     options.onSpawn?.(pid, ctx);
     // detached: the child leads its own process group, whose id is its pid.
     ctx.recordChildProcess?.(pid);
-    failpoint('shell-child-started');
+    // Mid child: a moment after the spawn (and the record of its group) rather than in the same tick.
+    setTimeout(() => failpoint('shell-child-started'), 20).unref();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
   }
 

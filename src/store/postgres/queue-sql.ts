@@ -275,3 +275,109 @@ export const TASK_STATES_SQL = `SELECT task, state FROM task_runs WHERE run_id =
 export const QUEUE_PENDING_HOOKS_SQL = `
 INSERT INTO queue_hooks (run_id, key) SELECT run_id, key FROM hooks WHERE run_id = $1 AND state = 'pending'
 ON CONFLICT DO NOTHING`;
+
+export const RELEASE_LEASES_SQL = `
+UPDATE queue_tasks SET lease_expires_at = now() - interval '1 millisecond' WHERE state = 'leased' AND lease_owner = $1`;
+
+/**
+ * Everything a coordination transaction writes after its locks and fences, in ONE statement (one
+ * round trip): attempt ends, task-run changes (fenced on the state each was seen in; the count
+ * updated is returned and checked), queue entries removed, requeued and added, hooks recorded and
+ * queued, coordination states stored, and the runs the queue let go of cleared.
+ * A task has at most one queue operation per transaction, so no two parts touch one row.
+ */
+export const APPLY_SQL = `
+WITH ended AS (
+  UPDATE attempts a SET state = v.state, finished_at = $1::timestamptz, error = v.error::json
+  FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[]) AS v (run_id, task, attempt, state, error)
+  WHERE a.run_id = v.run_id AND a.task = v.task AND a.attempt = v.attempt AND a.state = 'running'
+  RETURNING 1
+), changed AS (
+  UPDATE task_runs t SET
+    state = v.to_state,
+    output = CASE WHEN v.reset THEN NULL WHEN v.set_output THEN v.output::json ELSE t.output END,
+    error = CASE WHEN v.reset THEN NULL WHEN v.set_error THEN v.error::json ELSE t.error END,
+    reason = CASE WHEN v.reset THEN NULL WHEN v.set_reason THEN v.reason ELSE t.reason END,
+    started_at = CASE WHEN v.reset THEN NULL ELSE t.started_at END,
+    finished_at = CASE WHEN v.reset THEN NULL WHEN v.finished THEN $1::timestamptz ELSE t.finished_at END,
+    next_attempt_at = CASE WHEN v.reset THEN NULL WHEN v.set_next THEN v.next_at ELSE t.next_attempt_at END
+  FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::text[], $13::bool[], $14::text[],
+              $15::bool[], $16::text[], $17::bool[], $18::bool[], $19::timestamptz[], $20::bool[])
+    AS v (run_id, task, from_state, to_state, set_output, output, set_error, error, set_reason, reason,
+          finished, set_next, next_at, reset)
+  WHERE t.run_id = v.run_id AND t.task = v.task AND t.state = v.from_state
+  RETURNING 1
+), dequeued AS (
+  DELETE FROM queue_tasks q USING unnest($21::text[], $22::text[]) AS v (run_id, task)
+  WHERE q.run_id = v.run_id AND q.task = v.task
+  RETURNING 1
+), requeued AS (
+  UPDATE queue_tasks q SET state = 'ready', available_at = v.available_at, delay_ms = v.delay_ms,
+    base = q.base + v.base_inc, lost = q.lost + v.lost_inc,
+    lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, attempt = NULL
+  FROM unnest($23::text[], $24::text[], $25::timestamptz[], $26::bigint[], $27::int[], $28::int[])
+    AS v (run_id, task, available_at, delay_ms, base_inc, lost_inc)
+  WHERE q.run_id = v.run_id AND q.task = v.task
+  RETURNING 1
+), enqueued AS (
+  INSERT INTO queue_tasks (run_id, task, queue, state, available_at, has_when, delay_ms, base)
+  SELECT v.run_id, v.task, v.queue, 'ready', v.available_at, v.has_when, v.delay_ms, t.attempts
+  FROM unnest($29::text[], $30::text[], $31::text[], $32::timestamptz[], $33::bool[], $34::bigint[])
+    AS v (run_id, task, queue, available_at, has_when, delay_ms)
+  JOIN task_runs t ON t.run_id = v.run_id AND t.task = v.task
+  ON CONFLICT (run_id, task) DO UPDATE SET state = 'ready', queue = EXCLUDED.queue,
+    available_at = EXCLUDED.available_at, has_when = EXCLUDED.has_when, delay_ms = EXCLUDED.delay_ms,
+    base = EXCLUDED.base, lost = 0, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, attempt = NULL
+  RETURNING 1
+), hooked AS (
+  INSERT INTO hooks (run_id, key, event, task, handler, state, error, created_at)
+  SELECT * FROM unnest($35::text[], $36::text[], $37::text[], $38::text[], $39::text[], $40::text[],
+                       $41::text[]::json[], $42::timestamptz[])
+  ON CONFLICT (run_id, key) DO NOTHING
+  RETURNING run_id, key
+), hook_queued AS (
+  INSERT INTO queue_hooks (run_id, key) SELECT run_id, key FROM hooked ON CONFLICT DO NOTHING
+  RETURNING 1
+), coordinated AS (
+  INSERT INTO queue_runs (run_id, states, first_attempt, cancel_seen)
+  SELECT * FROM unnest($43::text[], $44::text[], $45::int[], $46::bool[])
+  ON CONFLICT (run_id) DO UPDATE SET states = EXCLUDED.states, first_attempt = EXCLUDED.first_attempt,
+    cancel_seen = EXCLUDED.cancel_seen
+  RETURNING 1
+), released AS (
+  DELETE FROM queue_tasks WHERE run_id = ANY ($47::text[]) RETURNING 1
+), forgotten AS (
+  DELETE FROM queue_runs WHERE run_id = ANY ($47::text[]) RETURNING 1
+)
+SELECT (SELECT count(*) FROM changed)::int AS changed,
+       (SELECT count(*) FROM ended)::int + (SELECT count(*) FROM dequeued)::int + (SELECT count(*) FROM requeued)::int
+         + (SELECT count(*) FROM enqueued)::int + (SELECT count(*) FROM hook_queued)::int
+         + (SELECT count(*) FROM coordinated)::int + (SELECT count(*) FROM released)::int
+         + (SELECT count(*) FROM forgotten)::int AS other`;
+
+/**
+ * LOCK_RUNS_SQL then FENCE_SQL in one round trip: the runs' rows are locked first (the scalar
+ * subqueries run in order), then the leased rows named by (run, task, lease). Both come back as
+ * JSON arrays; `expired` says whether a lease ran out.
+ */
+export const LOCK_AND_FENCE_SQL = `
+WITH locked AS (
+  SELECT qr.run_id, qr.states, qr.first_attempt, qr.cancel_seen, r.state, r.attempt, r.cancel_requested,
+         r.owner, r.plan_hash, r.pipeline, r.created_at
+  FROM queue_runs qr JOIN runs r ON r.id = qr.run_id
+  WHERE qr.run_id = ANY ($1::text[])
+  ORDER BY qr.run_id
+  FOR UPDATE OF qr
+), fenced AS (
+  SELECT q.run_id, q.task, q.lease_id, q.lease_owner, (q.lease_expires_at < now()) AS expired, q.attempt, q.base,
+         q.lost, t.state AS task_state
+  FROM queue_tasks q
+  JOIN unnest($2::text[], $3::text[], $4::bigint[]) AS v (run_id, task, lease_id)
+    ON q.run_id = v.run_id AND q.task = v.task AND q.lease_id = v.lease_id
+  JOIN task_runs t ON t.run_id = q.run_id AND t.task = q.task
+  WHERE q.state = 'leased'
+  FOR UPDATE OF q
+)
+SELECT (SELECT COALESCE(json_agg(l), '[]'::json) FROM locked l)::text AS locked,
+       (SELECT COALESCE(json_agg(f), '[]'::json) FROM fenced f)::text AS fenced,
+       now() AS now`;

@@ -35,7 +35,7 @@ import { migratePostgres } from './migrate.js';
 import { createStorePool } from './pool.js';
 import * as sql from './queue-sql.js';
 import { redactUrl } from './url.js';
-import { sqlState } from './write-batch.js';
+import { prepared, sqlState } from './write-batch.js';
 
 /**
  * The PostgreSQL TaskQueue. Every operation is one transaction; the coordination of a run (what
@@ -58,6 +58,11 @@ export interface PostgresQueueOptions {
   random?: () => number;
   /** Apply pending migrations when opening (default true). */
   migrate?: boolean;
+  /**
+   * Wait for the WAL flush on every queue transaction (default false; taking a run is always
+   * flushed). See QUEUE DURABILITY below.
+   */
+  synchronousCommit?: boolean;
 }
 
 /** Workers whose heartbeat is older than this count as gone in queueHealth. */
@@ -78,7 +83,6 @@ interface LockedRunRow {
   plan_hash: string;
   pipeline: string;
   created_at: string;
-  now: string;
 }
 
 interface FenceRow {
@@ -86,12 +90,29 @@ interface FenceRow {
   task: string;
   lease_id: number;
   lease_owner: string;
-  lease_expires_at: string;
+  expired: boolean;
   attempt: number;
   base: number;
   lost: number;
   task_state: string;
-  now: string;
+}
+
+interface ClaimRequest {
+  workerId: string;
+  queues: readonly string[];
+  limit: number;
+  leaseMs: number;
+}
+
+interface ClaimRow {
+  run_id: string;
+  task: string;
+  queue: string;
+  attempt: number;
+  lease_id: number;
+  delay_ms: number;
+  started: boolean;
+  run_attempt: number;
 }
 
 /** A result to apply: a worker's completion, or a lost lease found by the reaper. */
@@ -175,12 +196,28 @@ class WriteSet {
   }
 }
 
+/*
+ * QUEUE DURABILITY: claims, results and housekeeping commit without waiting for the WAL flush
+ * (synchronous_commit off), which on an ordinary disk costs milliseconds per commit and would cap a
+ * chain of tasks at a few hundred per second. This is safe for the queue's invariants: PostgreSQL
+ * may lose the last such commits only when the server itself crashes, and it loses each whole and
+ * in order, so the database is as it was a moment earlier — exactly the state after a worker died
+ * before reporting, which leases already recover from (the task runs again: at least once).
+ * Taking a run (startRun) does wait for the flush: nothing else would ever come back for a run
+ * left `queued`. Store writes (logs, runs created) keep the RunStore's durability.
+ */
 export async function createPostgresTaskQueue(url: string, options: PostgresQueueOptions = {}): Promise<TaskQueue> {
   const location = redactUrl(url);
   const pool = createStorePool(url, {
     ...(options.schema !== undefined ? { schema: options.schema } : {}),
     poolSize: options.poolSize ?? 4,
   });
+  if (!options.synchronousCommit) {
+    // Issued on each new connection before any other query of it.
+    pool.on('connect', (client) => {
+      client.query('SET synchronous_commit = off').catch(() => undefined);
+    });
+  }
   try {
     if (options.migrate ?? true) {
       await migratePostgres(pool, { location, ...(options.schema !== undefined ? { schema: options.schema } : {}) });
@@ -224,7 +261,7 @@ class PostgresTaskQueue implements TaskQueue {
   async #query<R extends pg.QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<R[]> {
     if (this.#closed) throw new WeftError('STORE_FAILED', `the queue ${this.location} is closed`);
     try {
-      return (await this.#pool.query<R>(text, values as unknown[])).rows;
+      return (await this.#pool.query<R>(prepared(text, values))).rows;
     } catch (error) {
       throw error instanceof WeftError ? error : queueError(this.location, 'cannot use', error);
     }
@@ -272,6 +309,7 @@ class PostgresTaskQueue implements TaskQueue {
 
   startRun(runId: string): Promise<boolean> {
     return this.#transaction(async (client) => {
+      await client.query('SET LOCAL synchronous_commit = on');
       const row = (
         await client.query<{
           state: string;
@@ -280,14 +318,14 @@ class PostgresTaskQueue implements TaskQueue {
           pipeline: string;
           created_at: string;
           now: string;
-        }>(sql.LOCK_RUN_FOR_START_SQL, [runId])
+        }>(prepared(sql.LOCK_RUN_FOR_START_SQL, [runId]))
       ).rows[0];
       if (!row || row.state !== 'queued') return false;
       assertRunTransition(runId, 'queued', 'running');
       const plan = await this.#plan(client, row.plan_hash);
       const now = Date.parse(row.now);
       const byTask = new Map(
-        (await client.query<{ task: string; state: string }>(sql.TASK_STATES_SQL, [runId])).rows.map((r) => [
+        (await client.query<{ task: string; state: string }>(prepared(sql.TASK_STATES_SQL, [runId]))).rows.map((r) => [
           r.task,
           r.state as TaskState,
         ]),
@@ -298,8 +336,8 @@ class PostgresTaskQueue implements TaskQueue {
         return state;
       });
       // Whatever an earlier execution of this run left in the queue is void now.
-      await client.query(sql.DELETE_RUN_QUEUE_SQL, [[runId]]);
-      await client.query(sql.DELETE_QUEUE_RUNS_SQL, [[runId]]);
+      await client.query(prepared(sql.DELETE_RUN_QUEUE_SQL, [[runId]]));
+      await client.query(prepared(sql.DELETE_QUEUE_RUNS_SQL, [[runId]]));
       const started = startTasks({ plan, taskStates, now });
       const writes = new WriteSet();
       writes.runUpdates.push({ runId, from: 'queued', to: 'running', start: true });
@@ -321,9 +359,10 @@ class PostgresTaskQueue implements TaskQueue {
       if (!closed) {
         writes.queueRuns.push({ runId, states: encodeStates(states), firstAttempt: row.attempt, cancelSeen: false });
       }
-      await client.query(sql.QUEUE_PENDING_HOOKS_SQL, [runId]);
+      await client.query(prepared(sql.QUEUE_PENDING_HOOKS_SQL, [runId]));
       writes.wakeHooks = true;
       await this.#flush(client, writes, now);
+      await this.#notify(client, writes);
       return true;
     });
   }
@@ -331,27 +370,12 @@ class PostgresTaskQueue implements TaskQueue {
   // ---- claims -----------------------------------------------------------------------------------
 
   async claim(workerId: string, queues: readonly string[], limit: number, leaseMs: number): Promise<ClaimedTask[]> {
-    if (limit < 1 || queues.length === 0) return [];
-    const rows = await this.#query<{
-      run_id: string;
-      task: string;
-      queue: string;
-      attempt: number;
-      lease_id: number;
-      delay_ms: number;
-      started: boolean;
-      run_attempt: number;
-    }>(sql.CLAIM_SQL, [queues, Math.floor(limit), workerId, Math.max(1, Math.floor(leaseMs)), QUEUE_RUN_OWNER]);
-    return rows.map((r) => ({
-      runId: r.run_id,
-      task: r.task,
-      queue: r.queue,
-      attempt: r.attempt,
-      lease: r.lease_id,
-      started: r.started,
-      delayMs: r.delay_ms,
-      runAttempt: r.run_attempt,
-    }));
+    if (this.#closed) throw new WeftError('STORE_FAILED', `the queue ${this.location} is closed`);
+    try {
+      return await this.#claimIn(this.#pool, { workerId, queues, limit, leaseMs });
+    } catch (error) {
+      throw error instanceof WeftError ? error : queueError(this.location, 'cannot claim from', error);
+    }
   }
 
   async startAttempt(workerId: string, claim: ClaimedTask): Promise<boolean> {
@@ -375,6 +399,11 @@ class PostgresTaskQueue implements TaskQueue {
     };
   }
 
+  async releaseLeases(workerId: string): Promise<void> {
+    await this.#query(sql.RELEASE_LEASES_SQL, [workerId]);
+    await this.reap();
+  }
+
   async nextDueIn(queues: readonly string[]): Promise<number | null> {
     const rows = await this.#query<{ due_in: number | null }>(sql.NEXT_DUE_SQL, [queues]);
     return rows[0]?.due_in ?? null;
@@ -382,11 +411,16 @@ class PostgresTaskQueue implements TaskQueue {
 
   // ---- results ----------------------------------------------------------------------------------
 
-  async complete(workerId: string, completions: readonly TaskCompletion[]): Promise<boolean[]> {
-    if (completions.length === 0) return [];
+  async complete(
+    workerId: string,
+    completions: readonly TaskCompletion[],
+    next?: { queues: readonly string[]; limit: number; leaseMs: number },
+  ): Promise<{ recorded: boolean[]; claimed: ClaimedTask[] }> {
     const reports: Report[] = completions.map((completion) => ({ from: 'worker', owner: workerId, completion }));
-    const accepted = await this.#transaction((client) => this.#coordinate(client, reports, []));
-    return completions.map((c) => accepted.has(reportKey(c.runId, c.task)));
+    const { accepted, claimed } = await this.#transaction((client) =>
+      this.#coordinate(client, reports, [], next ? { workerId, ...next } : undefined),
+    );
+    return { recorded: completions.map((c) => accepted.has(reportKey(c.runId, c.task))), claimed };
   }
 
   /**
@@ -395,21 +429,29 @@ class PostgresTaskQueue implements TaskQueue {
    * `sweep`: runs to advance with no report (a cancel request nobody's result carried yet).
    * Returns the keys of the reports it applied.
    */
-  async #coordinate(client: pg.PoolClient, reports: readonly Report[], sweep: readonly string[]): Promise<Set<string>> {
+  async #coordinate(
+    client: pg.PoolClient,
+    reports: readonly Report[],
+    sweep: readonly string[],
+    claimFor?: ClaimRequest,
+  ): Promise<{ accepted: Set<string>; claimed: ClaimedTask[] }> {
     const runIds = [...new Set([...reports.map((r) => (r.from === 'worker' ? r.completion.runId : r.runId)), ...sweep])].sort();
-    const locked = (await client.query<LockedRunRow>(sql.LOCK_RUNS_SQL, [runIds])).rows;
+    const row0 = (
+      await client.query<{ locked: string; fenced: string; now: string }>(
+        prepared(sql.LOCK_AND_FENCE_SQL, [
+          runIds,
+          reports.map((r) => (r.from === 'worker' ? r.completion.runId : r.runId)),
+          reports.map((r) => (r.from === 'worker' ? r.completion.task : r.task)),
+          reports.map((r) => (r.from === 'worker' ? r.completion.lease : r.lease)),
+        ]),
+      )
+    ).rows[0]!;
+    const locked = JSON.parse(row0.locked) as LockedRunRow[];
+    const fenced = JSON.parse(row0.fenced) as FenceRow[];
     const accepted = new Set<string>();
-    if (locked.length === 0) return accepted;
-    const fenced = (
-      await client.query<FenceRow>(sql.FENCE_SQL, [
-        reports.map((r) => (r.from === 'worker' ? r.completion.runId : r.runId)),
-        reports.map((r) => (r.from === 'worker' ? r.completion.task : r.task)),
-        reports.map((r) => (r.from === 'worker' ? r.completion.lease : r.lease)),
-      ])
-    ).rows;
+    if (locked.length === 0) return { accepted, claimed: claimFor ? await this.#claimIn(client, claimFor) : [] };
     const fenceByKey = new Map(fenced.map((f) => [reportKey(f.run_id, f.task), f]));
-    const now = Date.parse(locked[0]!.now);
-    const nowIso = locked[0]!.now;
+    const now = Date.parse(row0.now);
     const writes = new WriteSet();
 
     for (const row of locked) {
@@ -434,14 +476,14 @@ class PostgresTaskQueue implements TaskQueue {
         if ((report.from === 'worker' ? report.completion.runId : report.runId) !== runId) continue;
         const fence = fenceByKey.get(key);
         if (!fence || !index.position.has(fence.task)) continue;
-        const item = this.#toFinished(report, fence, writes, nowIso);
+        const item = this.#toFinished(report, fence, writes);
         if (!item) continue;
         finished.push(item);
         accepted.add(key);
       }
       let withdrawn: Map<string, TaskState> | undefined;
       if (row.cancel_requested) {
-        const rows = (await client.query<{ task: string; state: string }>(sql.WITHDRAW_READY_SQL, [runId])).rows;
+        const rows = (await client.query<{ task: string; state: string }>(prepared(sql.WITHDRAW_READY_SQL, [runId]))).rows;
         withdrawn = new Map(rows.map((r) => [r.task, r.state as TaskState]));
       }
       const run = {
@@ -487,16 +529,51 @@ class PostgresTaskQueue implements TaskQueue {
       }
     }
     await this.#flush(client, writes, now);
-    return accepted;
+    const claimed = claimFor ? await this.#claimIn(client, claimFor) : [];
+    // Nobody else needs waking for a queue this worker just drained.
+    if (claimFor && claimed.length < claimFor.limit) for (const q of claimFor.queues) writes.wake.delete(q);
+    await this.#notify(client, writes);
+    return { accepted, claimed };
+  }
+
+  async #claimIn(client: pg.PoolClient | pg.Pool, request: ClaimRequest): Promise<ClaimedTask[]> {
+    if (request.limit < 1 || request.queues.length === 0) return [];
+    const rows = (
+      await client.query<ClaimRow>(
+        prepared(sql.CLAIM_SQL, [
+          request.queues,
+          Math.floor(request.limit),
+          request.workerId,
+          Math.max(1, Math.floor(request.leaseMs)),
+          QUEUE_RUN_OWNER,
+        ]),
+      )
+    ).rows;
+    return rows.map((r) => ({
+      runId: r.run_id,
+      task: r.task,
+      queue: r.queue,
+      attempt: r.attempt,
+      lease: r.lease_id,
+      started: r.started,
+      delayMs: r.delay_ms,
+      runAttempt: r.run_attempt,
+    }));
+  }
+
+  async #notify(client: pg.PoolClient, writes: WriteSet): Promise<void> {
+    const payloads = [...writes.wake].map((name) => `q:${name}`);
+    if (writes.wakeHooks) payloads.push('h');
+    if (payloads.length > 0) await client.query(prepared(sql.NOTIFY_SQL, [payloads]));
   }
 
   /** A fenced report as advance.ts sees it, and the end of its attempt. Null: not applicable. */
-  #toFinished(report: Report, fence: FenceRow, writes: WriteSet, nowIso: string): FinishedTask | null {
+  #toFinished(report: Report, fence: FenceRow, writes: WriteSet): FinishedTask | null {
     const from = fence.task_state as TaskState;
     const runId = fence.run_id;
     if (report.from === 'reaper') {
       // Renewed since it was seen expired: its worker is alive after all.
-      if (fence.lease_expires_at >= nowIso || fence.lease_owner !== report.owner) return null;
+      if (!fence.expired || fence.lease_owner !== report.owner) return null;
       const started = from === 'running' && fence.attempt !== null;
       const error: ErrorInfo = {
         code: 'TASK_LOST',
@@ -563,14 +640,14 @@ class PostgresTaskQueue implements TaskQueue {
   ): Promise<{ states: CoordState[]; closed: boolean }> {
     const errors = new Map<string, ErrorInfo | null>();
     if (states.includes('failed')) {
-      const rows = (await client.query<{ task: string; error: string | null }>(sql.FAILED_ERRORS_SQL, [run.id])).rows;
+      const rows = (await client.query<{ task: string; error: string | null }>(prepared(sql.FAILED_ERRORS_SQL, [run.id]))).rows;
       for (const r of rows) errors.set(r.task, parseJsonColumn<ErrorInfo>(r.error));
       for (const [task, error] of batchErrors) errors.set(task, error);
     }
     let previousFailures = 0;
     if (needsPreviousFailures(plan)) {
       const rows = (
-        await client.query<{ state: string }>(sql.PREVIOUS_RUNS_SQL, [run.pipeline, run.createdAt, run.id])
+        await client.query<{ state: string }>(prepared(sql.PREVIOUS_RUNS_SQL, [run.pipeline, run.createdAt, run.id]))
       ).rows;
       for (const r of rows) {
         if (r.state !== 'failed') break;
@@ -644,22 +721,29 @@ class PostgresTaskQueue implements TaskQueue {
   async #flush(client: pg.PoolClient, writes: WriteSet, now: number): Promise<void> {
     const nowIso = new Date(now).toISOString();
     const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
-    if (writes.attemptEnds.length > 0) {
-      const a = writes.attemptEnds;
-      await client.query(sql.END_ATTEMPTS_SQL, [
+    const a = writes.attemptEnds;
+    const list = [...writes.taskChanges.values()];
+    const c = list.map((x) => x.change);
+    const has = (k: keyof TaskChange) => c.map((x) => Object.hasOwn(x, k) && x[k] !== undefined);
+    const deletes: { runId: string; task: string }[] = [];
+    const requeues: { runId: string; task: string; op: QueueOp }[] = [];
+    const inserts: { runId: string; task: string; op: QueueOp }[] = [];
+    for (const entry of writes.queueOps.values()) {
+      if (entry.op.op === 'delete') deletes.push(entry);
+      else if (entry.op.op === 'requeue') requeues.push(entry);
+      else inserts.push(entry);
+    }
+    const h = writes.hooks;
+    if (h.length > 0) writes.wakeHooks = true;
+    const q = writes.queueRuns;
+    const result = await client.query<{ changed: number }>(
+      prepared(sql.APPLY_SQL, [
+        nowIso,
         a.map((x) => x.runId),
         a.map((x) => x.task),
         a.map((x) => x.attempt),
         a.map((x) => x.state),
         a.map((x) => jsonText(x.error)),
-        nowIso,
-      ]);
-    }
-    if (writes.taskChanges.size > 0) {
-      const list = [...writes.taskChanges.values()];
-      const c = list.map((x) => x.change);
-      const has = (k: keyof TaskChange) => c.map((x) => Object.hasOwn(x, k) && x[k] !== undefined);
-      const result = await client.query(sql.UPDATE_TASK_RUNS_SQL, [
         list.map((x) => x.runId),
         c.map((x) => x.task),
         c.map((x) => x.from),
@@ -674,44 +758,20 @@ class PostgresTaskQueue implements TaskQueue {
         has('nextAttemptAt'),
         c.map((x) => iso(x.nextAttemptAt)),
         c.map((x) => x.reset === true),
-        nowIso,
-      ]);
-      if (result.rowCount !== list.length) throw conflict(`${list.length - (result.rowCount ?? 0)} task run(s) not in the state expected`);
-    }
-    const deletes: { runId: string; task: string }[] = [];
-    const requeues: { runId: string; task: string; op: QueueOp }[] = [];
-    const inserts: { runId: string; task: string; op: QueueOp }[] = [];
-    for (const entry of writes.queueOps.values()) {
-      if (entry.op.op === 'delete') deletes.push(entry);
-      else if (entry.op.op === 'requeue') requeues.push(entry);
-      else inserts.push(entry);
-    }
-    if (deletes.length > 0) {
-      await client.query(sql.DEQUEUE_SQL, [deletes.map((d) => d.runId), deletes.map((d) => d.task)]);
-    }
-    if (requeues.length > 0) {
-      await client.query(sql.REQUEUE_SQL, [
+        deletes.map((d) => d.runId),
+        deletes.map((d) => d.task),
         requeues.map((d) => d.runId),
         requeues.map((d) => d.task),
         requeues.map((d) => iso(d.op.availableAt)),
         requeues.map((d) => d.op.delayMs ?? 0),
         requeues.map((d) => d.op.baseInc ?? 0),
         requeues.map((d) => d.op.lostInc ?? 0),
-      ]);
-    }
-    if (inserts.length > 0) {
-      await client.query(sql.ENQUEUE_SQL, [
         inserts.map((d) => d.runId),
         inserts.map((d) => d.task),
         inserts.map((d) => d.op.queue),
         inserts.map((d) => iso(d.op.availableAt)),
         inserts.map((d) => d.op.hasWhen === true),
         inserts.map((d) => d.op.delayMs ?? 0),
-      ]);
-    }
-    if (writes.hooks.length > 0) {
-      const h = writes.hooks;
-      await client.query(sql.INSERT_HOOKS_SQL, [
         h.map((x) => x.runId),
         h.map((x) => x.key),
         h.map((x) => x.event),
@@ -720,22 +780,15 @@ class PostgresTaskQueue implements TaskQueue {
         h.map((x) => x.state),
         h.map((x) => jsonText(x.error)),
         h.map((x) => x.createdAt),
-      ]);
-      writes.wakeHooks = true;
-    }
-    if (writes.queueRuns.length > 0) {
-      const q = writes.queueRuns;
-      await client.query(sql.UPSERT_QUEUE_RUNS_SQL, [
         q.map((x) => x.runId),
         q.map((x) => x.states),
         q.map((x) => x.firstAttempt),
         q.map((x) => x.cancelSeen),
-      ]);
-    }
-    if (writes.closedRuns.length > 0) {
-      await client.query(sql.DELETE_RUN_QUEUE_SQL, [writes.closedRuns]);
-      await client.query(sql.DELETE_QUEUE_RUNS_SQL, [writes.closedRuns]);
-    }
+        writes.closedRuns,
+      ]),
+    );
+    const changed = result.rows[0]?.changed ?? 0;
+    if (changed !== list.length) throw conflict(`${list.length - changed} task run(s) not in the state expected`);
     // One write per run: its state changes within this transaction are folded into the last one.
     const byRun = new Map<string, RunUpdate>();
     for (const update of writes.runUpdates) {
@@ -757,12 +810,9 @@ class PostgresTaskQueue implements TaskQueue {
       if (u.attempt !== undefined) add('attempt', u.attempt);
       if (u.nextAttemptAt !== undefined) add('next_attempt_at', iso(u.nextAttemptAt), '::timestamptz');
       if (u.finished) sets.push('finished_at = $4::timestamptz');
-      const result = await client.query(`UPDATE runs SET ${sets.join(', ')} WHERE id = $1 AND state = $3`, values);
+      const result = await client.query(prepared(`UPDATE runs SET ${sets.join(', ')} WHERE id = $1 AND state = $3`, values));
       if (result.rowCount !== 1) throw conflict(`run ${u.runId} is no longer ${u.from}`);
     }
-    const payloads = [...writes.wake].map((q) => `q:${q}`);
-    if (writes.wakeHooks) payloads.push('h');
-    if (payloads.length > 0) await client.query(sql.NOTIFY_SQL, [payloads]);
   }
 
   // ---- housekeeping -----------------------------------------------------------------------------
@@ -783,7 +833,7 @@ class PostgresTaskQueue implements TaskQueue {
     for (let i = 0; i < runs.length; i += REAP_RUNS_PER_TX) {
       const reports = runs.slice(i, i + REAP_RUNS_PER_TX).flatMap((id) => byRun.get(id)!);
       const applied = await this.#transaction((client) => this.#coordinate(client, reports, []));
-      result.lost += applied.size;
+      result.lost += applied.accepted.size;
     }
     const cancelling = (await this.#query<{ run_id: string }>(sql.CANCEL_PENDING_SQL, [REAP_RUNS_PER_TX])).map((r) => r.run_id);
     if (cancelling.length > 0) {
