@@ -29,7 +29,8 @@ const TASK_TRANSITIONS: Record<TaskState, readonly TaskState[]> = {
   pending: ['running', 'skipped', 'cancelled'],
   running: ['succeeded', 'failed', 'retrying', 'cancelled', 'pending'],
   retrying: ['running', 'cancelled', 'pending'],
-  succeeded: [],
+  // Resume re-runs a task downstream of one that failed, or one the user names, even if it had succeeded.
+  succeeded: ['pending'],
   failed: ['pending'],
   skipped: ['pending'],
   cancelled: ['pending'],

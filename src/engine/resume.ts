@@ -90,10 +90,12 @@ export async function resetTasksToPending(
   runId: string,
   taskRuns: readonly TaskRunRecord[],
   only?: ReadonlySet<string>,
+  options: { includeSucceeded?: boolean } = {},
 ): Promise<void> {
+  const rerunnable = (state: TaskState) => RERUNNABLE.has(state) || (options.includeSucceeded === true && state === 'succeeded');
   await Promise.all(
     taskRuns
-      .filter((t) => RERUNNABLE.has(t.state) && (!only || only.has(t.task)))
+      .filter((t) => rerunnable(t.state) && (!only || only.has(t.task)))
       .map(async (t) => {
         assertTaskTransition(t.task, t.state, 'pending');
         const ok = await store.updateTaskRun(
@@ -151,21 +153,17 @@ export async function prepareResume(
   assertRunTransition(runId, run.state, 'queued');
   let taskRuns = await store.getTaskRuns(runId);
   taskRuns = await resetInterruptedTasks(store, runId, taskRuns, options.now);
-  const only = options.task === undefined ? undefined : downstreamOf(run.plan, options.task);
-  if (options.task !== undefined) {
-    const named = taskRuns.find((t) => t.task === options.task);
-    if (named?.state === 'succeeded') {
-      throw new WeftError(
-        'RUN_STATE',
-        `task "${options.task}" of run ${runId} succeeded; only tasks that did not can run again`,
-        {
-          retryable: false,
-        },
-      );
-    }
+  // What runs again: the named task, or every task that did not succeed — and, either way,
+  // everything downstream of them, even tasks that succeeded (a cleanup with all_done, an alert
+  // with one_failed): their inputs are about to change. Tasks upstream keep their outputs.
+  let only: Set<string> | undefined;
+  if (options.task !== undefined) only = downstreamOf(run.plan, options.task);
+  else if (run.state !== 'interrupted') {
+    only = new Set<string>();
+    for (const t of taskRuns) if (RERUNNABLE.has(t.state)) for (const d of downstreamOf(run.plan, t.task)) only.add(d);
   }
   // An interrupted run continues where it stopped; only an explicit `task` re-runs finished tasks.
-  if (run.state !== 'interrupted' || only) await resetTasksToPending(store, runId, taskRuns, only);
+  if (only) await resetTasksToPending(store, runId, taskRuns, only, { includeSucceeded: true });
   const fresh = run.state !== 'interrupted';
   const ok = await store.updateRun(
     runId,

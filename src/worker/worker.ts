@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
-import type { PlanTask } from '../compile/plan.js';
+import type { Plan, PlanTask } from '../compile/plan.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
 import { invokeHandler, type AttemptResult } from '../engine/attempt.js';
@@ -172,8 +172,16 @@ class QueueWorker implements Worker {
   readonly #runs = new Map<string, Promise<RunEntry>>();
   readonly #held = new Map<string, Held>();
   readonly #tasks = new Set<Promise<void>>();
-  #pendingResults: { completion: TaskCompletion; resolve: (ok: boolean) => void; reject: (e: unknown) => void }[] = [];
+  #pendingResults: {
+    completion: TaskCompletion;
+    claim: ClaimedTask;
+    plan: Plan | undefined;
+    resolve: (ok: boolean) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   #completing: Promise<void> | undefined;
+  /** The last claims found more ready tasks than there were free slots. */
+  #plenty = false;
   #stopping = false;
   #started = false;
   #loop: Promise<void> | undefined;
@@ -441,10 +449,7 @@ class QueueWorker implements Worker {
             return out;
           });
     if (held.discard) return;
-    const completion = this.#completion(base, task, result, masker);
-    if ((await this.#report(claim, completion)) && completion.kind === 'succeeded') {
-      this.#upstream.remember(claim.runId, claim.runAttempt, plan, claim.task, completion.output);
-    }
+    await this.#report(claim, this.#completion(base, task, result, masker), plan);
   }
 
   #completion(
@@ -528,11 +533,11 @@ class QueueWorker implements Worker {
   // ---- results ----------------------------------------------------------------------------------
 
   /** Records a result (batched with others); resolves to whether it was recorded. */
-  async #report(claim: ClaimedTask, completion: TaskCompletion): Promise<boolean> {
+  async #report(claim: ClaimedTask, completion: TaskCompletion, plan?: Plan): Promise<boolean> {
     // An attempt's lines are stored before anyone can see it end.
     await this.#logs.flush();
     const recorded = await new Promise<boolean>((resolve, reject) => {
-      this.#pendingResults.push({ completion, resolve, reject });
+      this.#pendingResults.push({ completion, claim, plan, resolve, reject });
       // Results that arrive while a batch commits wait for the next one: group commit.
       this.#completing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drainResults());
     });
@@ -558,7 +563,12 @@ class QueueWorker implements Worker {
         try {
           // The slots these results free, filled in the same transaction: what they made ready
           // is taken here at once, without a notification's round trip (or anyone else woken).
-          const limit = this.#stopping ? 0 : Math.max(0, this.#concurrency - this.#held.size + batch.length);
+          let limit = this.#stopping ? 0 : Math.max(0, this.#concurrency - this.#held.size + batch.length);
+          // While the queue has plenty ready, claim in a transaction of its own first: the
+          // result transaction holds its run's lock, and should hold it no longer than needed.
+          const early = limit > 0 && this.#plenty ? await this.#queue.claim(this.id, this.#queues, limit, this.#leaseMs).catch(() => []) : [];
+          limit -= early.length;
+          for (const claim of early) this.#start(claim);
           const { recorded, claimed } = await this.#withRetry(() =>
             this.#queue.complete(
               this.id,
@@ -566,8 +576,16 @@ class QueueWorker implements Worker {
               { queues: this.#queues, limit, leaseMs: this.#leaseMs },
             ),
           );
-          batch.forEach((b, i) => b.resolve(recorded[i] ?? false));
+          batch.forEach((b, i) => {
+            const ok = recorded[i] ?? false;
+            // Known before the tasks just claimed look for their upstream outputs.
+            if (ok && b.plan && b.completion.kind === 'succeeded') {
+              this.#upstream.remember(b.claim.runId, b.claim.runAttempt, b.plan, b.claim.task, b.completion.output);
+            }
+            b.resolve(ok);
+          });
           for (const claim of claimed) this.#start(claim);
+          this.#plenty = early.length > 0 || (limit > 0 && claimed.length === limit);
         } catch (error) {
           // Not recorded: the leases expire and the reaper hands the tasks out again.
           for (const b of batch) b.reject(error);

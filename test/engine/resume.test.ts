@@ -69,6 +69,31 @@ describe('prepareResume', () => {
     ]);
   });
 
+  it('re-runs what is downstream of a failed task even when it succeeded (an all_done cleanup)', async () => {
+    const h = new EngineHarness();
+    const first = await h.run(
+      plan({ tasks: [ok('a'), boom('publish', ['a']), task('cleanup', { deps: ['publish'], triggerRule: 'all_done' })] }),
+    );
+    expect(first.states).toEqual({ a: 'succeeded', publish: 'failed', cleanup: 'succeeded' });
+    h.register(h.track('boom', () => null));
+    await prepareResume(h.store, first.run.id, { now: 0 });
+    expect((await h.outcome(first.run.id)).states).toEqual({ a: 'succeeded', publish: 'pending', cleanup: 'pending' });
+    const run = await h.execute(first.run.id);
+    expect(run.state).toBe('succeeded');
+    expect(h.calls.get('a')).toBe(1);
+    expect(h.calls.get('cleanup')).toBe(2);
+  });
+
+  it('with a task that succeeded: runs it and everything downstream again, nothing upstream', async () => {
+    const h = new EngineHarness();
+    const first = await h.run(plan({ tasks: [ok('a'), ok('c', ['a']), ok('d', ['c']), boom('e', ['a'])] }));
+    expect(first.run.state).toBe('failed');
+    await prepareResume(h.store, first.run.id, { task: 'c', now: 0 });
+    expect((await h.outcome(first.run.id)).states).toEqual({ a: 'succeeded', c: 'pending', d: 'pending', e: 'failed' });
+    await h.execute(first.run.id);
+    expect([h.calls.get('a'), h.calls.get('c'), h.calls.get('d')]).toEqual([1, 2, 2]);
+  });
+
   it('with a task: resets only that task and what is downstream of it', async () => {
     const h = new EngineHarness();
     const first = await h.run(plan({ tasks: [boom('x'), ok('y', ['x']), boom('other')] }));
@@ -87,7 +112,7 @@ describe('prepareResume', () => {
     });
   });
 
-  it('refuses runs that cannot be resumed and unknown or succeeded tasks', async () => {
+  it('refuses runs that cannot be resumed and unknown tasks', async () => {
     const h = new EngineHarness();
     const good = await h.run(plan({ tasks: [ok('a')] }));
     await expect(prepareResume(h.store, good.run.id, { now: 0 })).rejects.toMatchObject({
@@ -96,9 +121,6 @@ describe('prepareResume', () => {
     const bad = await h.run(plan({ tasks: [ok('a'), boom('b')] }));
     await expect(prepareResume(h.store, bad.run.id, { task: 'zzz', now: 0 })).rejects.toMatchObject({
       code: 'USAGE',
-    });
-    await expect(prepareResume(h.store, bad.run.id, { task: 'a', now: 0 })).rejects.toMatchObject({
-      code: 'RUN_STATE',
     });
     await expect(prepareResume(h.store, 'r_nope', { now: 0 })).rejects.toMatchObject({
       code: 'RUN_NOT_FOUND',

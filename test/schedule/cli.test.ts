@@ -86,13 +86,19 @@ describe('weft serve', () => {
       const waited = weft(['trigger', 'nap', '--wait'], { cwd: dir });
       expect(waited.code).toBe(0);
       const [requestId, runLine] = waited.stdout.trim().split('\n');
-      expect(requestId).toMatch(/^q_[0-9A-Z]{18}$/);
+      expect(requestId).toMatch(/^request q_[0-9A-Z]{18}$/);
       expect(runLine).toMatch(/^run r_[0-9A-Z]{18}$/);
 
       const long = weft(['trigger', 'nap', '--param', 'secs=30s'], { cwd: dir });
       expect(long.code).toBe(0);
+      // Without --wait it still prints the run id when the server takes the request quickly.
+      const [longRequest, longRun] = long.stdout.trim().split('\n');
+      expect(longRun).toMatch(/^run r_[0-9A-Z]{18}$/);
+      // The request id leads to the run too.
+      const shown = weft(['runs', longRequest!.replace('request ', ''), '--format', 'json'], { cwd: dir });
+      expect(JSON.parse(shown.stdout)).toMatchObject({ id: longRun!.replace('run ', '') });
       expect(weft(['trigger', 'nap', '--param', 'nope=1'], { cwd: dir }).code).toBe(2);
-      await until(`"requestId":"${long.stdout.trim()}"`);
+      await until(`"requestId":"${longRequest!.replace('request ', '')}"`);
       await until('"event":"run:started"');
       server.kill('SIGTERM');
       expect(await exited).toBe(0);

@@ -14,6 +14,7 @@ export async function cancelCommand(ctx: CliContext, runId: string): Promise<num
   await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
   const before = await requireRun(store, runId);
+  runId = before.id;
   if (isRunFinished(before.state)) {
     ctx.io.stdout(`run ${runId} already ${before.state}\n`);
     return 0;

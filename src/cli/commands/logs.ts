@@ -20,7 +20,7 @@ export async function logsCommand(
 ): Promise<number> {
   await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
-  await requireRun(store, runId);
+  runId = (await requireRun(store, runId)).id;
   let afterSeq = 0;
   const print = (lines: LogRecord[]) => {
     for (const line of lines) {

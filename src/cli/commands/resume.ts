@@ -17,6 +17,7 @@ export async function resumeCommand(ctx: CliContext, runId: string, options: Res
   await requireStoreFor(ctx, runId);
   const store = await ctx.recoveredStore();
   const found = await requireRun(store, runId);
+  runId = found.id;
   if (found.state === 'succeeded' && options.task === undefined && (await store.getHooks(runId, ['pending'])).length > 0) {
     // Its process died after recording the run's hooks, before running them: run just those.
     return executeInForeground(ctx, store, found, { format: options.format, ...(options.quiet ? { quiet: true } : {}) });

@@ -76,8 +76,21 @@ export async function runsCommand(ctx: CliContext, runId: string | undefined, op
   return 0;
 }
 
+/**
+ * The run a command was given: a run id, or the request id `weft trigger` printed (once the
+ * server has created its run).
+ */
 export async function requireRun(store: RunStore, runId: string) {
-  const run = await store.getRun(runId);
+  let run = await store.getRun(runId);
+  if (!run && runId.startsWith('q_')) {
+    const request = await store.getRunRequest(runId);
+    if (request?.runId) run = await store.getRun(request.runId);
+    else if (request) {
+      throw new WeftError('RUN_NOT_FOUND', `request ${runId} has no run yet (${request.state})`, {
+        hint: request.state === 'pending' ? 'is `weft serve` running on this store?' : undefined,
+      });
+    }
+  }
   if (!run) throw runNotFound(runId, store.location);
   return run;
 }
@@ -96,6 +109,7 @@ export async function requireStoreFor(ctx: CliContext, runId: string): Promise<v
 
 async function showRun(ctx: CliContext, store: RunStore, runId: string, format: 'text' | 'json'): Promise<number> {
   const run = await requireRun(store, runId);
+  runId = run.id;
   const tasks = await store.getTaskRuns(runId);
   const attempts = await store.getAttempts(runId);
   if (format === 'json') {

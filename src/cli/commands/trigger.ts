@@ -10,6 +10,8 @@ export interface TriggerOptions {
 }
 
 const POLL_MS = 200;
+/** Without --wait, how long to wait for the server to create the run before printing only the request id. */
+const QUICK_RUN_ID_MS = 2000;
 /** After this long without a scheduler taking the request, say what may be wrong (once). */
 const NOBODY_HINT_MS = 5000;
 
@@ -29,8 +31,23 @@ export async function triggerCommand(
   const store = await ctx.store();
   const id = newRunRequestId(Date.now());
   await store.requestRun({ id, pipeline: plan.name, params, requestedAt: new Date().toISOString() });
-  ctx.io.stdout(`${id}\n`);
-  if (!options.wait) return 0;
+  ctx.io.stdout(`request ${id}\n`);
+  if (!options.wait) {
+    // The server takes requests within a second: give it a moment so the run id can be printed,
+    // which is what the user will look up. If it is slow, the request id works as well.
+    const deadline = Date.now() + QUICK_RUN_ID_MS;
+    while (Date.now() < deadline) {
+      const request = await store.getRunRequest(id);
+      if (request?.runId) {
+        ctx.io.stdout(`run ${request.runId}\n`);
+        return 0;
+      }
+      if (request?.state === 'failed') break;
+      await sleep(POLL_MS);
+    }
+    ctx.io.stdout(ctx.io.colors.dim(`(not started yet: 'weft runs ${id}' shows the run once it exists)\n`));
+    return 0;
+  }
 
   const c = ctx.io.colors;
   const started = Date.now();

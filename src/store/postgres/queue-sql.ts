@@ -225,7 +225,9 @@ WHERE id IN (
 export const FORGET_WORKERS_SQL = `DELETE FROM queue_workers WHERE heartbeat_at < now() - interval '1 day'`;
 
 export const NEXT_DUE_SQL = `
-SELECT GREATEST(0, EXTRACT(EPOCH FROM (min(available_at) - now())) * 1000)::float8 AS due_in
+-- GREATEST ignores NULL: no ready row must stay NULL, not become "due now".
+SELECT CASE WHEN min(available_at) IS NULL THEN NULL
+            ELSE GREATEST(0, EXTRACT(EPOCH FROM (min(available_at) - now())) * 1000)::float8 END AS due_in
 FROM queue_tasks WHERE state = 'ready' AND queue = ANY ($1::text[])`;
 
 export const CLAIM_HOOKS_SQL = `

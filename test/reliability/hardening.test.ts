@@ -1,0 +1,127 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createRun } from '../../src/engine/create-run.js';
+import { createMasker, maskValue } from '../../src/engine/mask.js';
+import { quoteShellWord } from '../../src/handlers/shell-quote.js';
+import { resolveTemplate } from '../../src/pipeline/expressions.js';
+import {
+  MAX_ALIAS_COUNT,
+  MAX_NESTING_DEPTH,
+  MAX_PIPELINE_BYTES,
+  parsePipelineText,
+  readPipelineFile,
+} from '../../src/pipeline/load.js';
+import { resolveParams } from '../../src/pipeline/params.js';
+import { loadPipelineSchema } from '../../src/pipeline/schema.js';
+import { createPipelineValidator } from '../../src/pipeline/validate-schema.js';
+import { createBuiltinRegistry } from '../../src/handlers/builtins.js';
+import { loadPipelineText } from '../../src/project/load-pipeline.js';
+import { createMemoryStore } from '../../src/store/memory/memory-store.js';
+
+/** The hardening list, one test per point: what the parser, the validator and the dicts refuse. */
+
+const codes = (text: string) => parsePipelineText('p.yaml', text).diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`);
+
+describe('YAML parser configured for safety', () => {
+  it('size cap: over 1 MiB is refused, as text and as a file (by its size, before reading it)', async () => {
+    expect(MAX_PIPELINE_BYTES).toBe(1024 * 1024);
+    const just = `name: x\n#${'a'.repeat(MAX_PIPELINE_BYTES - 10)}\n`;
+    expect(Buffer.byteLength(just)).toBeLessThanOrEqual(MAX_PIPELINE_BYTES);
+    expect(codes(just)).toEqual([]);
+    // Multi-byte characters count as bytes, not as characters.
+    expect(codes(`name: x\n#${'é'.repeat(MAX_PIPELINE_BYTES / 2 + 1)}\n`)).toEqual(['FILE_TOO_LARGE 1:1']);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-hard-'));
+    try {
+      const file = join(dir, 'big.yaml');
+      writeFileSync(file, Buffer.alloc(MAX_PIPELINE_BYTES + 1, 0x23));
+      const read = await readPipelineFile(file);
+      expect(read.diagnostics.map((d) => [d.code, d.line, d.column])).toEqual([['FILE_TOO_LARGE', 1, 1]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it(`alias limit: ${MAX_ALIAS_COUNT} alias uses pass, one more is YAML_ALIAS_LIMIT at the alias`, () => {
+    const uses = (n: number) => `name: x\nbase: &b [1]\nlist:\n${Array.from({ length: n }, () => '  - *b').join('\n')}\n`;
+    expect(codes(uses(MAX_ALIAS_COUNT))).toEqual([]);
+    expect(codes(uses(MAX_ALIAS_COUNT + 1))).toEqual([`YAML_ALIAS_LIMIT ${MAX_ALIAS_COUNT + 4}:5`]);
+    // A self-referencing alias is refused, not expanded forever.
+    expect(codes('a: &a [*a]\n').map((c) => c.split(' ')[0])).toEqual(['YAML_ALIAS_LIMIT']);
+  });
+
+  it('no custom tags: language tags and unknown tags are refused; core tags keep plain values', () => {
+    for (const [tag, column] of [['!!js/function', 4], ['!foo', 4], ['!!binary', 4], ['!!set', 4], ['!!timestamp', 4], ['!<tag:yaml.org,2002:python/object>', 4], ['!!omap', 4]] as const) {
+      const found = codes(`a: ${tag} x\n`);
+      expect(found, tag).toEqual([`YAML_TAG 1:${column}`]);
+    }
+    const { source } = parsePipelineText('p.yaml', 'a: !!str 1\nb: !!int "2"\nc: 2001-12-14\n');
+    expect(source.value).toEqual({ a: '1', b: 2, c: '2001-12-14' });
+  });
+
+  it(`depth: ${MAX_NESTING_DEPTH} levels pass, one more is YAML_TOO_DEEP, with or without aliases`, () => {
+    const nested = (n: number) => `a: ${'['.repeat(n - 1)}${']'.repeat(n - 1)}\n`;
+    expect(codes(nested(MAX_NESTING_DEPTH))).toEqual([]);
+    expect(codes(nested(MAX_NESTING_DEPTH + 1)).map((c) => c.split(' ')[0])).toEqual(['YAML_TOO_DEEP']);
+    // Aliases may not stack depth past the limit either.
+    const half = Math.ceil(MAX_NESTING_DEPTH / 2) + 2;
+    const stacked = `a: &a ${'['.repeat(half)}${']'.repeat(half)}\nb: ${'['.repeat(half)}*a${']'.repeat(half)}\n`;
+    expect(codes(stacked).map((c) => c.split(' ')[0])).toEqual(['YAML_TOO_DEEP']);
+  });
+
+  it('one document per file, and no directives that change tags', () => {
+    expect(codes('name: a\n---\nname: b\n').map((c) => c.split(' ')[0])).toEqual(['YAML_SYNTAX']);
+    expect(codes('%TAG ! tag:evil.example,2000:\n---\na: !x 1\n').map((c) => c.split(' ')[0])).toContain('YAML_TAG');
+  });
+});
+
+describe('ajv strict, without $data', () => {
+  it('an unknown keyword in a schema is a compile error (strict)', () => {
+    expect(() => createPipelineValidator({ type: 'object', properties: { a: { type: 'string', frobnicate: true } } })).toThrow(/strict mode: unknown keyword: "frobnicate"/);
+  });
+
+  it('$data references are not enabled: a schema using one is refused, data cannot steer validation', () => {
+    expect(() => createPipelineValidator({ type: 'object', properties: { a: { type: 'number', minimum: { $data: '1/b' } } } })).toThrow();
+    // The real schema compiles in strict mode and uses no $data.
+    const schema = JSON.stringify(loadPipelineSchema());
+    expect(schema).not.toContain('"$data"');
+    expect(() => createPipelineValidator(loadPipelineSchema())).not.toThrow();
+  });
+});
+
+describe('objects keyed by user input have no prototype', () => {
+  it('the loader: every mapping, and a __proto__ key is an own key', () => {
+    const { source } = parsePipelineText('p.yaml', 'name: x\ntasks:\n  __proto__: { polluted: true }\n  a: { with: { constructor: 1 } }\n');
+    const value = source.value as { tasks: Record<string, { with?: object }> };
+    expect(Object.getPrototypeOf(value)).toBeNull();
+    expect(Object.getPrototypeOf(value.tasks)).toBeNull();
+    expect(Object.getPrototypeOf(value.tasks.a!.with!)).toBeNull();
+    expect(Object.keys(value.tasks)).toEqual(['__proto__', 'a']);
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
+  it('the plan, params and run params', async () => {
+    const loaded = loadPipelineText('p.yaml', 'name: x\nparams:\n  toString: { type: string, default: a }\ntasks:\n  valueOf: { handler: noop }\n  hasOwnProperty: { handler: noop, depends_on: valueOf }\n', { registry: createBuiltinRegistry() });
+    expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    const plan = loaded.plan!;
+    expect(Object.getPrototypeOf(plan.tasks)).toBeNull();
+    expect(Object.keys(plan.tasks).sort()).toEqual(['hasOwnProperty', 'valueOf']);
+    const { params, errors } = resolveParams(plan.params, { toString: 'b' }, 'json');
+    expect(errors).toEqual([]);
+    expect(Object.getPrototypeOf(params)).toBeNull();
+    const store = createMemoryStore();
+    const run = await createRun(store, { plan, params, trigger: 'manual', now: Date.now() });
+    expect((await store.getRun(run.id))!.params).toEqual({ toString: 'b' });
+  });
+
+  it('expression results and masked values keep __proto__ as data', () => {
+    const scope = { params: { v: 'x' }, env: {}, tasks: {}, run: { id: 'r', scheduled_for: null, attempt: 1 } };
+    const resolved = resolveTemplate(JSON.parse('{"__proto__": {"polluted": "${{ params.v }}"}}'), scope, { quoteKeys: ['command'], quote: quoteShellWord }) as Record<string, unknown>;
+    expect(Object.hasOwn(resolved, '__proto__')).toBe(true);
+    const masked = maskValue(JSON.parse('{"__proto__": {"polluted": "abc-secret"}}'), createMasker(['abc-secret'])) as Record<string, unknown>;
+    expect(Object.hasOwn(masked, '__proto__')).toBe(true);
+    expect(masked.__proto__).toEqual({ polluted: '***' });
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+});
