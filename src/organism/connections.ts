@@ -23,12 +23,35 @@ const loadRedis = () => (require('ioredis') as typeof import('ioredis')).Redis;
 const loadPg = () => require('pg') as typeof import('pg');
 const pgPools = new Map<string, pg.Pool>();
 
+/**
+ * How long a Redis command may wait for its reply. Without it, a command in flight when the
+ * connection drops waits (ioredis keeps it to resend) until the server is reachable again: a task
+ * would hang for as long as the outage lasts. Every command the handlers send answers in
+ * milliseconds; a blocking read gets its own connection with its block time added (see
+ * fetch-interactions.ts).
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 5_000;
+
 export function getRedis(url: string): Redis {
   let client = redisClients.get(url);
+  // A client that ended (closed by someone, or gave up reconnecting) never reconnects: replace it
+  // rather than hand out a client whose every command fails with "Connection is closed".
+  if (client && client.status === 'end') {
+    redisClients.delete(url);
+    client = undefined;
+  }
   if (!client) {
-    // maxRetriesPerRequest bounds how long a command waits on a dead server, so a task fails (and
-    // is retried by the engine) instead of hanging until its timeout.
-    client = new (loadRedis())(url, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+    // maxRetriesPerRequest bounds how long a command issued while the server is unreachable waits
+    // (it fails after that many reconnect attempts), commandTimeout how long one in flight when the
+    // connection dropped waits: either way the task fails, and the engine retries it, instead of
+    // hanging until the server returns.
+    client = new (loadRedis())(url, {
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      lazyConnect: false,
+      connectTimeout: 5_000,
+      //commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+    });
     // Without a listener ioredis prints every reconnect error; the failing command reports it instead.
     client.on('error', () => undefined);
     redisClients.set(url, client);
@@ -39,9 +62,24 @@ export function getRedis(url: string): Redis {
 export function getPool(url: string): pg.Pool {
   let pool = pgPools.get(url);
   if (!pool) {
-    pool = new (loadPg().Pool)({ connectionString: url, max: 4, idleTimeoutMillis: 30_000 });
-    // An idle client losing its connection emits on the pool; the next query reports it instead.
+    pool = new (loadPg().Pool)({
+      connectionString: url,
+      max: 4,
+      idleTimeoutMillis: 30_000,
+      // A server that accepts TCP but never answers must fail the task, not hang it.
+      connectionTimeoutMillis: 10_000,
+      // Notices a peer that vanished without a FIN/RST (a NAT entry dropped) on idle connections.
+      keepAlive: true,
+    });
+    // An idle client losing its connection emits on the pool (which then discards it); the next
+    // query reports the failure instead.
     pool.on('error', () => undefined);
+    // A client checked out with pool.connect() has no 'error' listener of the pool's while it is
+    // out, and pg emits 'error' on it when its connection drops, even mid-query: unheard, that
+    // crashes the process (an uncaughtException from the socket's event). The query in flight is
+    // rejected with the same error, and a client that lost its connection is not queryable, so
+    // release() discards it instead of handing it out again: this listener only has to exist.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     pgPools.set(url, pool);
   }
   return pool;

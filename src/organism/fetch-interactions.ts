@@ -4,7 +4,13 @@ import { parseDuration } from '../core/duration.js';
 import { failpoint } from '../core/failpoint.js';
 import { NonRetryableError } from '../errors.js';
 import type { Handler, HandlerContext } from '../handlers/types.js';
-import { CONNECTION_ARG_SCHEMA, type ConnectionArgs, getRedis, resolveRedisUrl } from './connections.js';
+import {
+  CONNECTION_ARG_SCHEMA,
+  type ConnectionArgs,
+  getRedis,
+  REDIS_COMMAND_TIMEOUT_MS,
+  resolveRedisUrl,
+} from './connections.js';
 import { compareStreamIds, fieldsToRecord, type Interaction, parseInteraction } from './interaction.js';
 
 export interface FetchInteractionsArgs extends ConnectionArgs {
@@ -121,7 +127,11 @@ export async function fetchInteractions(
     const readArgs: (string | number)[] = ['GROUP', group, consumer, 'COUNT', room];
     // BLOCK 0 means "forever" to Redis; a scheduled task must never do that, so 0 means "don't block".
     // A blocking read gets its own connection so it does not stall the shared client's other commands.
-    const reader = blockMs > 0 ? redis.duplicate() : redis;
+    // duplicate() copies the options, not the listeners: it needs its own 'error' listener (or
+    // ioredis prints "Unhandled error event" on every reconnect), and a command timeout that
+    // leaves room for the block.
+    const reader = blockMs > 0 ? redis.duplicate({ commandTimeout: blockMs + REDIS_COMMAND_TIMEOUT_MS }) : redis;
+    if (reader !== redis) reader.on('error', () => undefined);
     if (blockMs > 0) readArgs.push('BLOCK', blockMs);
     try {
       const reply = (await (reader.xreadgroup as (...a: (string | number)[]) => Promise<unknown>)(

@@ -9,6 +9,7 @@ import type { HandlerRegistry } from '../handlers/registry.js';
 import { resolveParams } from '../pipeline/params.js';
 import { newRunId } from '../store/ids.js';
 import type { FireRecord, RunRecord, RunStore, RunTrigger } from '../store/run-store.js';
+import type { TaskQueue } from '../worker/queue-port.js';
 import {
   createCronTimes,
   decideDueFires,
@@ -61,6 +62,11 @@ export interface SchedulerOptions {
   recoverUncreatedRuns?: boolean;
   /** Decides which runs left running by another process are interrupted (tests). */
   isOwnerAlive?: (owner: string) => boolean;
+  /**
+   * Distributed execution: runs are handed to this queue (their tasks made ready for `weft
+   * worker` processes) instead of being executed in this process.
+   */
+  queue?: Pick<TaskQueue, 'startRun'>;
   /** Passed to the engine for every run. */
   engine?: Partial<
     Pick<EngineOptions, 'cancelGraceMs' | 'heartbeatMs' | 'cancelPollMs' | 'random' | 'env' | 'concurrency'>
@@ -618,6 +624,10 @@ class SchedulerImpl implements Scheduler {
   }
 
   #execute(run: RunRecord, scheduledFor: number | null): void {
+    if (this.#options.queue) {
+      this.#enqueue(this.#options.queue, run);
+      return;
+    }
     const controller = new AbortController();
     const pipeline = run.pipeline;
     this.#activeOf(pipeline).add(run.id);
@@ -641,6 +651,26 @@ class SchedulerImpl implements Scheduler {
         if (this.#waiting.has(pipeline)) void this.#track(this.#drain(pipeline), 'starting a queued fire');
       });
     this.#executions.set(run.id, { runId: run.id, pipeline, controller, done });
+  }
+
+  /**
+   * Hands a created run to the queue. It counts as active here until the queue has taken it
+   * (then the store shows it running, which is what overlap looks at).
+   */
+  #enqueue(queue: Pick<TaskQueue, 'startRun'>, run: RunRecord): void {
+    const pipeline = run.pipeline;
+    this.#activeOf(pipeline).add(run.id);
+    const done = queue
+      .startRun(run.id)
+      .then(
+        () => undefined,
+        (error: unknown) => this.#logError(error, `queueing run ${run.id} of ${pipeline}`),
+      )
+      .finally(() => {
+        this.#executions.delete(run.id);
+        this.#active.get(pipeline)?.delete(run.id);
+      });
+    this.#executions.set(run.id, { runId: run.id, pipeline, controller: new AbortController(), done });
   }
 
   #onEngineEvent(pipeline: string, scheduledFor: number | null, event: EngineEvent): void {

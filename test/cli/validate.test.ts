@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempProject, weft } from './helpers.js';
 
@@ -70,5 +73,36 @@ describe('weft validate', () => {
   it('never colours output when NO_COLOR is set or stdout is not a terminal', () => {
     const result = weft(['validate'], { cwd: project.dir });
     expect(result.stdout).not.toContain('\u001b[');
+  });
+});
+
+describe('weft validate --changed', () => {
+  it('checks only the pipeline files git sees as changed or new', () => {
+    const repo = tempProject({
+      'pipelines/kept.yaml': 'name: kept\ntasks:\n  a: { handler: noop, depends_on: zz }\n',
+      'pipelines/edited.yaml': 'name: edited\ntasks:\n  a: { handler: noop }\n',
+    });
+    try {
+      const git = (...args: string[]) =>
+        spawnSync('git', args, { cwd: repo.dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+      git('init', '-q');
+      git('add', '.');
+      git('commit', '-qm', 'init');
+      // Nothing changed: the invalid committed file is not looked at.
+      const none = weft(['validate', '--changed'], { cwd: repo.dir });
+      expect(none.code).toBe(0);
+      expect(none.stdout).toContain('no changed pipeline files');
+      writeFileSync(join(repo.dir, 'pipelines', 'edited.yaml'), 'name: edited\ntasks:\n  a: { handler: nope }\n');
+      writeFileSync(join(repo.dir, 'pipelines', 'new.yaml'), 'name: new\ntasks:\n  a: { handler: noop }\n');
+      const some = weft(['validate', '--changed', '--format', 'json'], { cwd: repo.dir });
+      expect(some.code).toBe(1);
+      const files = (JSON.parse(some.stdout) as { files: { file: string; valid: boolean }[] }).files;
+      expect(files.map((f) => [f.file, f.valid])).toEqual([
+        ['pipelines/edited.yaml', false],
+        ['pipelines/new.yaml', true],
+      ]);
+    } finally {
+      repo.cleanup();
+    }
   });
 });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { JsonValue } from '../../src/core/json.js';
 import { createRun } from '../../src/engine/create-run.js';
 import { createMasker, maskValue } from '../../src/engine/mask.js';
 import { quoteShellWord } from '../../src/handlers/shell-quote.js';
@@ -117,7 +118,7 @@ describe('objects keyed by user input have no prototype', () => {
 
   it('expression results and masked values keep __proto__ as data', () => {
     const scope = { params: { v: 'x' }, env: {}, tasks: {}, run: { id: 'r', scheduled_for: null, attempt: 1 } };
-    const resolved = resolveTemplate(JSON.parse('{"__proto__": {"polluted": "${{ params.v }}"}}'), scope, { quoteKeys: ['command'], quote: quoteShellWord }) as Record<string, unknown>;
+    const resolved = resolveTemplate(JSON.parse('{"__proto__": {"polluted": "${{ params.v }}"}}') as JsonValue, scope, { quoteKeys: ['command'], quote: quoteShellWord }) as Record<string, unknown>;
     expect(Object.hasOwn(resolved, '__proto__')).toBe(true);
     const masked = maskValue(JSON.parse('{"__proto__": {"polluted": "abc-secret"}}'), createMasker(['abc-secret'])) as Record<string, unknown>;
     expect(Object.hasOwn(masked, '__proto__')).toBe(true);

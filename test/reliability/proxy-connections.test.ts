@@ -17,7 +17,8 @@ import { parseDocument } from 'yaml';
 import type { Plan } from '../../src/compile/plan.js';
 import { createRun } from '../../src/engine/create-run.js';
 import { executeRun } from '../../src/engine/execute-run.js';
-import { closeOrganismConnections, emitInteractions } from '../../src/organism/index.js';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../../src/organism/connections.js';
+import { closeOrganismConnections, emitInteractions, getPool, getRedis } from '../../src/organism/index.js';
 import { createDefaultRegistry } from '../../src/project/default-handlers.js';
 import { loadPipelineText } from '../../src/project/load-pipeline.js';
 import type { RunStore } from '../../src/store/run-store.js';
@@ -145,4 +146,279 @@ describe('tcp proxy', () => {
     );
     expect(proxy.url('redis://localhost:6379/2')).toBe(`redis://127.0.0.1:${proxy.port}/2`);
   });
+});
+
+const available = await servicesAvailable('reliability: connections dropped');
+
+/**
+ * The reference pipeline with what a chaos test needs: short retries (tasks 5 x 200 ms, the run 2 x
+ * 200 ms), a short claim_idle (the next run reclaims what a failed one read) and no webhook hook.
+ */
+function proxyPipeline(): string {
+  const doc = parseDocument(readFileSync(join(ROOT, 'pipelines', 'incremental-update.yaml'), 'utf8'));
+  doc.setIn(['retries'], 2);
+  doc.setIn(['retry_delay'], '200ms');
+  doc.deleteIn(['on_failure']);
+  for (const task of ['fetch_interactions', 'update_graph_incremental']) {
+    doc.setIn(['tasks', task, 'retries'], 5);
+    doc.setIn(['tasks', task, 'retry_delay'], '200ms');
+  }
+  doc.setIn(['tasks', 'fetch_interactions', 'with', 'claim_idle'], '100ms');
+  return doc.toString();
+}
+
+interface RunTally {
+  runs: number;
+  succeeded: number;
+  failed: number;
+  /** Runs that needed a whole-run retry (run.attempt > 1). */
+  runRetried: number;
+  /** Task attempts that failed (each one retried, or the last of a failed run). */
+  failedAttempts: number;
+  /** The longest task attempt, ms: a hung client shows here. */
+  longestAttemptMs: number;
+}
+
+describe.skipIf(!available)('connections dropped under the incremental pipeline', () => {
+  const prefix = `weft-chaos-proxy-${randomSuffix()}:`;
+  const stream = `${prefix}interactions`;
+  const total = count(3000, 30_000);
+  const batch = count(40, 200);
+  const outageMs = count(3000, 30_000);
+  const blips = count(4, 12);
+  let redis: Redis;
+  let db: { url: string; drop: () => Promise<void> };
+  let pool: pg.Pool;
+  let redisProxy: TcpProxy;
+  let pgProxy: TcpProxy;
+  let dir: string;
+  let store: RunStore | undefined;
+  let plan: Plan;
+  let env: Record<string, string | undefined>;
+  const problems: string[] = [];
+  const onRejection = (reason: unknown) => problems.push(`unhandledRejection: ${String(reason)}`);
+  const onException = (error: unknown) => problems.push(`uncaughtException: ${String(error)}`);
+
+  beforeAll(async () => {
+    process.on('unhandledRejection', onRejection);
+    process.on('uncaughtException', onException);
+    redis = new Redis(REDIS_URL);
+    db = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const redisTarget = new URL(REDIS_URL);
+    const pgTarget = new URL(db.url);
+    redisProxy = await startTcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
+    pgProxy = await startTcpProxy({ host: pgTarget.hostname, port: Number(pgTarget.port || 5432) });
+    env = { ...process.env, NO_COLOR: '1', REDIS_URL: redisProxy.url(REDIS_URL), DATABASE_URL: pgProxy.url(db.url) };
+    dir = mkdtempSync(join(tmpdir(), 'weft-chaos-proxy-'));
+    writeFileSync(join(dir, 'incremental-proxy.yaml'), proxyPipeline());
+    const loaded = loadPipelineText('incremental-proxy.yaml', proxyPipeline(), { registry: createDefaultRegistry() });
+    expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    plan = loaded.plan!;
+  });
+
+  afterAll(async () => {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+    await store?.close();
+    await closeOrganismConnections();
+    await redisProxy?.close();
+    await pgProxy?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await pool?.end();
+    await db?.drop();
+    if (redis) {
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+    }
+  });
+
+  const ledgerCount = async () =>
+    (
+      await pool
+        .query<{ n: number }>(`SELECT count(*)::int AS n FROM applied_stream_entries WHERE stream = $1`, [stream])
+        .catch(() => ({ rows: [{ n: 0 }] }))
+    ).rows[0]!.n;
+
+  /** One run in-process; returns its final state and how many entries its fetch read. */
+  async function runOnce(tally: RunTally): Promise<{ state: string; fetched: number | null }> {
+    const registry = createDefaultRegistry();
+    const run = await createRun(store!, {
+      plan,
+      params: { batch_size: batch, stream },
+      trigger: 'manual',
+      now: Date.now(),
+      owner: `test:${process.pid}`,
+    });
+    const done = await executeRun(run.id, { store: store!, registry, owner: `test:${process.pid}`, env });
+    tally.runs += 1;
+    if (done.state === 'succeeded') tally.succeeded += 1;
+    else tally.failed += 1;
+    if (done.attempt > 1) tally.runRetried += 1;
+    for (const attempt of await store!.getAttempts(run.id)) {
+      if (attempt.state !== 'succeeded') tally.failedAttempts += 1;
+      if (attempt.finishedAt) {
+        const ms = Date.parse(attempt.finishedAt) - Date.parse(attempt.startedAt);
+        tally.longestAttemptMs = Math.max(tally.longestAttemptMs, ms);
+      }
+    }
+    const fetch = (await store!.getTaskRuns(run.id)).find((t) => t.task === 'fetch_interactions');
+    const output = fetch?.state === 'succeeded' ? (fetch.output as { entries?: unknown[] } | null) : null;
+    return { state: done.state, fetched: output?.entries?.length ?? null };
+  }
+
+  // The failure modes the chaos run can only hit by chance, one at a time and on purpose.
+  describe('the cached clients', () => {
+    let proxy: TcpProxy;
+    afterAll(async () => {
+      await proxy?.close();
+    });
+
+    it('a checked-out PostgreSQL client losing its connection mid-query rejects the query, crashes nothing, and is not handed out again', async () => {
+      proxy = await startTcpProxy({ host: new URL(db.url).hostname, port: Number(new URL(db.url).port || 5432) });
+      const url = proxy.url(db.url);
+      const cached = getPool(url);
+      const client = await cached.connect();
+      const before = problems.length;
+      const query = client.query('SELECT pg_sleep(5)').then(
+        () => 'completed',
+        (error: Error) => error.message,
+      );
+      await sleep(100);
+      const started = Date.now();
+      expect(proxy.cutAll()).toBe(1);
+      expect(await query).toMatch(/terminated|ECONNRESET/);
+      expect(Date.now() - started).toBeLessThan(1000);
+      // Without an 'error' listener on the checked-out client, pg's 'error' event is an uncaughtException.
+      await sleep(50);
+      expect(problems.slice(before)).toEqual([]);
+      client.release();
+      expect(cached.totalCount).toBe(0);
+      // The next checkout is a fresh, working connection.
+      expect((await cached.query<{ n: number }>('SELECT 1 AS n')).rows[0]!.n).toBe(1);
+      expect(proxy.stats.accepted).toBe(2);
+    });
+
+    it(`a Redis command in flight when the connection drops fails within ${REDIS_COMMAND_TIMEOUT_MS} ms, not when the server returns`, async () => {
+      await proxy?.close();
+      const target = new URL(REDIS_URL);
+      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      const client = getRedis(proxy.url(REDIS_URL));
+      expect(await client.ping()).toBe('PONG');
+      const started = Date.now();
+      // Blocks 1 s at the server: surely in flight when the cut comes.
+      const inFlight = client.xread('BLOCK', 1000, 'STREAMS', `${prefix}nothing`, '$').then(
+        () => 'answered',
+        (error: Error) => error.message,
+      );
+      await sleep(100);
+      proxy.cutAll();
+      // Refused for longer than the timeout. 'hangup' (TCP accepted, then closed) is the mode that
+      // hangs: each reconnect gets as far as "connected", so ioredis keeps the command to resend
+      // once the server is ready again instead of failing it with the offline queue.
+      await proxy.refuse(REDIS_COMMAND_TIMEOUT_MS + 4000, 'hangup');
+      // A command issued while unreachable fails after a few reconnect attempts.
+      const issued = Date.now();
+      await expect(client.get(`${prefix}x`)).rejects.toThrow(/max retries|timed out/i);
+      expect(Date.now() - issued).toBeLessThan(2000);
+      expect(await inFlight).toMatch(/timed out/i);
+      expect(Date.now() - started).toBeLessThan(REDIS_COMMAND_TIMEOUT_MS + 1500);
+      await proxy.heal();
+      await until('the client to reconnect', () => client.status === 'ready', 5000);
+      expect(await client.ping()).toBe('PONG');
+      expect(problems).toEqual([]);
+    }, 20_000);
+
+    it('a Redis client that ended is replaced, not handed out again', async () => {
+      await proxy.heal();
+      const url = proxy.url(REDIS_URL);
+      const first = getRedis(url);
+      expect(await first.ping()).toBe('PONG');
+      await first.quit();
+      expect(first.status).toBe('end');
+      const second = getRedis(url);
+      expect(second).not.toBe(first);
+      expect(await second.ping()).toBe('PONG');
+    });
+  });
+
+  it(
+    'drains the stream exactly once while both connections are cut, refused and blipped',
+    async () => {
+      const rng = seededRng('proxy-connections');
+      store = createSqliteStore(join(dir, 'weft.db'));
+      const emitted = await emitInteractions({
+        redis,
+        stream,
+        count: total,
+        people: 60,
+        seed: rng.int(1_000_000),
+        start: '2024-03-04',
+        days: 14,
+      });
+      expect(emitted.emitted).toBe(total);
+
+      // The chaos, keyed to progress (the ledger, read directly) so that it lands mid-drain.
+      const events: string[] = [];
+      const started = Date.now();
+      const stamp = () => `${((Date.now() - started) / 1000).toFixed(2)}s`;
+      const waitForProgress = async (fraction: number) => {
+        while ((await ledgerCount()) < total * fraction) await sleep(15);
+        await sleep(rng.int(40));
+      };
+      const chaos = (async () => {
+        await waitForProgress(0.3);
+        const mode = rng.pick(['reset', 'closed'] as const);
+        const cut = redisProxy.cutAll() + pgProxy.cutAll();
+        await Promise.all([redisProxy.refuse(outageMs, mode), pgProxy.refuse(outageMs, mode)]);
+        events.push(`${stamp()} outage: cut ${cut} connection(s), refusing (${mode}) for ${outageMs} ms`);
+        await until('the outage to end', () => !redisProxy.isRefusing && !pgProxy.isRefusing, outageMs + 2000);
+        events.push(`${stamp()} healed`);
+        for (let i = 0; i < blips; i++) {
+          await waitForProgress(0.5 + (0.45 * i) / blips);
+          const which = rng.pick(['redis', 'postgres', 'both'] as const);
+          let n = 0;
+          if (which !== 'postgres') n += await redisProxy.blip();
+          if (which !== 'redis') n += await pgProxy.blip();
+          events.push(`${stamp()} blip ${which}: cut ${n}`);
+        }
+      })();
+      let chaosDone = false;
+      void chaos.finally(() => (chaosDone = true));
+
+      const tally: RunTally = { runs: 0, succeeded: 0, failed: 0, runRetried: 0, failedAttempts: 0, longestAttemptMs: 0 };
+      const maxRuns = Math.ceil(total / batch) * 4 + 50;
+      for (;;) {
+        expect(tally.runs, `no drain after ${tally.runs} runs; ${events.join('; ')}`).toBeLessThan(maxRuns);
+        const { state, fetched } = await runOnce(tally);
+        if (chaosDone && state === 'succeeded' && fetched === 0 && (await pendingCount(redis, stream, 'weft')) === 0)
+          break;
+      }
+      await chaos;
+      const seconds = (Date.now() - started) / 1000;
+
+      const produced = await redis.xrange(stream, '-', '+');
+      const dead = await deadLetteredIds(redis, `${stream}:dead`);
+      await store.flush();
+      const violations = [
+        ...(await graphViolations(pool, expectedGraph(produced, dead), stream)),
+        ...(await groupViolations(redis, stream, 'weft')),
+        ...sqliteStoreViolations(join(dir, 'weft.db')),
+        ...problems,
+      ];
+      console.log(
+        `[reliability] proxy-connections: ${total} entries, batch ${batch}, ${JSON.stringify(tally)}, ` +
+          `${dead.size} dead-lettered, ${seconds.toFixed(1)} s; redis proxy ${JSON.stringify(redisProxy.stats)}, ` +
+          `postgres proxy ${JSON.stringify(pgProxy.stats)}\n  ${events.join('\n  ')}`,
+      );
+      expect(violations).toEqual([]);
+      expect(dead.size).toBe(0);
+      // The chaos did bite: some attempts failed and were retried.
+      expect(tally.failedAttempts).toBeGreaterThan(0);
+      expect(redisProxy.stats.cut + pgProxy.stats.cut).toBeGreaterThan(0);
+      // No attempt hung on a dead connection for long after the network came back.
+      expect(tally.longestAttemptMs).toBeLessThan(outageMs + 12_000);
+    },
+    isFullTier ? 900_000 : 60_000,
+  );
 });

@@ -8,14 +8,18 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * How new connections are turned away while refusing: `reset` accepts them and destroys them at
  * once with a TCP RST (the server process died); `closed` stops listening, so connecting fails
- * with ECONNREFUSED (the host is up, the service is not).
+ * with ECONNREFUSED (the host is up, the service is not); `hangup` accepts them and closes them
+ * a moment later (a load balancer with no healthy backend: the client sees "connected", then EOF).
  */
-export type RefuseMode = 'reset' | 'closed';
+export type RefuseMode = 'reset' | 'closed' | 'hangup';
+
+/** How long a `hangup` refusal keeps the accepted connection before closing it. */
+const HANGUP_AFTER_MS = 20;
 
 export interface ProxyStats {
   /** Connections forwarded to the target. */
   accepted: number;
-  /** Connections turned away (reset on accept) while refusing. */
+  /** Connections accepted and turned away while refusing (`closed` never sees them). */
   refused: number;
   /** Connection pairs destroyed by cutAll/blip. */
   cut: number;
@@ -76,7 +80,8 @@ export async function startTcpProxy(
     client.on('error', () => undefined);
     if (refusing !== null || closed) {
       stats.refused += 1;
-      client.resetAndDestroy();
+      if (refusing === 'hangup') setTimeout(() => client.destroy(), HANGUP_AFTER_MS);
+      else client.resetAndDestroy();
       return;
     }
     stats.accepted += 1;

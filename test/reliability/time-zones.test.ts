@@ -46,7 +46,7 @@ function offsetReader(zone: string): (instant: number) => number {
     for (const part of format.formatToParts(new Date(key * MINUTE))) {
       if (part.type !== 'literal') f[part.type] = Number(part.value);
     }
-    const local = Date.UTC(f.year!, f.month! - 1, f.day!, f.hour!, f.minute!);
+    const local = Date.UTC(f.year!, f.month! - 1, f.day, f.hour, f.minute);
     const offset = (local - key * MINUTE) / MINUTE;
     cache.set(key, offset);
     return offset;

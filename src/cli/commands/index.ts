@@ -4,6 +4,7 @@ import { UsageError } from '../../errors.js';
 import type { CommonOptions } from '../context.js';
 import type { CommandDeps } from './types.js';
 import { cancelCommand } from './cancel.js';
+import { firesCommand, type FiresOptions } from './fires.js';
 import { graphCommand } from './graph.js';
 import { logsCommand, type LogsOptions } from './logs.js';
 import { planCommand, type PlanOptions } from './plan.js';
@@ -25,6 +26,7 @@ import { registerConfigCommand } from './config.js';
 import { listCommand, type ListOptions } from './list.js';
 import { serveCommand, type ServeOptions } from './serve.js';
 import { triggerCommand, type TriggerOptions } from './trigger.js';
+import { workerCommand, type WorkerCommandOptions } from './worker.js';
 import { VALIDATE_FORMATS, validateCommand, type ValidateOptions } from './validate.js';
 import { GRAPH_FORMATS, type GraphFormat } from '../render/graph.js';
 
@@ -45,6 +47,7 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .command('validate')
       .description('check pipeline files and report every problem with file:line:column')
       .argument('[paths...]', 'pipeline files or folders (default: pipelines/)')
+      .option('--changed', 'only files git sees as changed or new (for a pre-commit hook)')
       .addOption(formatOption(VALIDATE_FORMATS, 'text')),
   ).action(
     action((paths: string[], options: ValidateOptions & CommonOptions) =>
@@ -125,6 +128,15 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
 
   withStoreOption(
     program
+      .command('fires')
+      .description('what weft serve did with each schedule tick: ran, skipped, queued or missed, and why')
+      .option('--pipeline <name>', 'only ticks of this pipeline')
+      .option('-n, --limit <n>', 'how many ticks', '50')
+      .addOption(formatOption(['text', 'json'], 'text')),
+  ).action(action((options: FiresOptions & CommonOptions) => firesCommand(deps.context(options), options)));
+
+  withStoreOption(
+    program
       .command('logs')
       .description("print a run's log lines (of one task, with TASK)")
       .argument('<run-id>')
@@ -161,16 +173,39 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .command('serve')
         .description('run every pipeline on its schedule (and runs asked for with weft trigger) until SIGTERM')
         .argument('[path]', 'a folder or file of pipelines (default: pipelines/)')
-        .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'))
-        .option('--grace <duration>', 'how long runs in progress get to finish on shutdown', '30s')
-        .option('--port <port>', 'port of the dashboard and HTTP API', '4200')
-        .option('--host <host>', 'address to listen on; anything but loopback needs WEFT_API_TOKEN', '127.0.0.1')
+        .addOption(
+          new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text').env('WEFT_LOG_FORMAT'),
+        )
+        .addOption(
+          new Option('--grace <duration>', 'how long runs in progress get to finish on shutdown').default('30s').env('WEFT_GRACE'),
+        )
+        .addOption(new Option('--port <port>', 'port of the dashboard and HTTP API').default('4200').env('WEFT_PORT'))
+        .addOption(
+          new Option('--host <host>', 'address to listen on; anything but loopback needs WEFT_API_TOKEN')
+            .default('127.0.0.1')
+            .env('WEFT_HOST'),
+        )
         .option('--no-http', 'schedule only: no dashboard or HTTP API'),
     ),
   ).action(
     action((path: string | undefined, options: ServeOptions & CommonOptions) =>
       serveCommand(deps.context(options), path, options),
     ),
+  );
+
+  withStoreOption(
+    withProjectOptions(
+      program
+        .command('worker')
+        .description('run tasks that weft serve queued in a PostgreSQL store (distributed execution) until SIGTERM')
+        .addOption(new Option('-Q, --queue <name>', 'a queue to take tasks from (repeatable; default: default)').argParser(collectList))
+        .option('--concurrency <n>', 'tasks run at once (default 16)')
+        .option('--lease <duration>', 'how long a claimed task is held without a heartbeat', '10s')
+        .option('--grace <duration>', 'how long tasks in progress get to finish on shutdown', '30s')
+        .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text')),
+    ),
+  ).action(
+    action((options: WorkerCommandOptions & CommonOptions) => workerCommand(deps.context(options), options)),
   );
 
   withStoreOption(

@@ -10,6 +10,9 @@ import { basename, extname, resolve } from 'node:path';
 import type { Plan } from '../../compile/plan.js';
 import { API_TOKEN_ENV, checkBindSecurity, createHttpServer, type PipelineEntry } from '../../server/index.js';
 import type { FileLoad } from '../../schedule/pipeline-watcher.js';
+import { resolveStoreSpec } from '../../store/open-store.js';
+import { queueHealth } from '../../worker/queue-health.js';
+import type { TaskQueue } from '../../worker/queue-port.js';
 import type { CliContext } from '../context.js';
 import { renderReports } from '../render/diagnostics.js';
 
@@ -81,6 +84,8 @@ export async function serveCommand(
     return 1;
   }
   const store = await ctx.store();
+  // On PostgreSQL, runs go to the task queue for `weft worker` processes instead of running here.
+  const distributed = store.kind === 'postgres' ? await startQueueDuties(ctx) : null;
   const scheduler = createScheduler({
     store,
     registry,
@@ -89,6 +94,7 @@ export async function serveCommand(
     onLog: log,
     engine: { env: ctx.io.env },
     recoverUncreatedRuns: true,
+    ...(distributed ? { queue: distributed.queue } : {}),
   });
   // The server's own lines follow --log-format like the scheduler's, so a JSON log stays parseable.
   const say = (event: string, message: string, isError = false) => {
@@ -145,8 +151,58 @@ export async function serveCommand(
     watcher.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await distributed?.stop();
   }
   return 0;
+}
+
+const HEALTH_EVERY_MS = 15_000;
+const REAP_EVERY_MS = 1_000;
+
+/**
+ * What a scheduler on PostgreSQL does besides scheduling: it hands runs to the task queue, does
+ * the queue's housekeeping like any worker (leases of dead workers, cancel requests, run retries),
+ * and says in its log when tasks wait with no live worker to take them.
+ */
+async function startQueueDuties(ctx: CliContext): Promise<{ queue: TaskQueue; stop: () => Promise<void> }> {
+  const { config } = await ctx.config();
+  const spec = ctx.options.store ?? ctx.io.env.WEFT_STORE ?? config.store;
+  const target = resolveStoreSpec(spec || undefined, { cwd: ctx.cwd });
+  if (target.kind !== 'postgres') throw new UsageError('the PostgreSQL store has no postgres:// URL');
+  const { createPostgresTaskQueue } = await import('../../store/postgres/queue.js');
+  const queue = await createPostgresTaskQueue(target.url);
+  let warned = new Set<string>();
+  const check = async (first: boolean) => {
+    const { queues, problems } = await queueHealth(queue);
+    if (first && !queues.some((q) => q.workers > 0)) {
+      ctx.io.stderr('weft serve: no weft worker is running on this store; runs will wait in the queue until one starts\n');
+    }
+    for (const problem of problems) if (!warned.has(problem.queue)) ctx.io.stderr(`weft serve: ${problem.message}\n`);
+    warned = new Set(problems.map((p) => p.queue));
+  };
+  let busy = false;
+  const reap = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    queue
+      .reap()
+      .catch((error: unknown) => ctx.io.stderr(`weft serve: queue housekeeping failed: ${String(error)}\n`))
+      .finally(() => {
+        busy = false;
+      });
+  }, REAP_EVERY_MS);
+  const health = setInterval(() => void check(false).catch(() => undefined), HEALTH_EVERY_MS);
+  reap.unref();
+  health.unref();
+  await check(true).catch(() => undefined);
+  return {
+    queue,
+    stop: async () => {
+      clearInterval(reap);
+      clearInterval(health);
+      await queue.close();
+    },
+  };
 }
 
 /**

@@ -383,3 +383,8 @@ WITH locked AS (
 SELECT (SELECT COALESCE(json_agg(l), '[]'::json) FROM locked l)::text AS locked,
        (SELECT COALESCE(json_agg(f), '[]'::json) FROM fenced f)::text AS fenced,
        now() AS now`;
+
+/** Runs created (queued) long ago that nobody took: their creator died before handing them over. */
+export const ORPHAN_QUEUED_SQL = `
+SELECT id FROM runs WHERE state = 'queued' AND owner IS NULL AND created_at < now() - $1 * interval '1 millisecond'
+ORDER BY created_at LIMIT $2`;

@@ -68,6 +68,8 @@ export interface PostgresQueueOptions {
 /** Workers whose heartbeat is older than this count as gone in queueHealth. */
 const LIVE_WORKER_MS = 30_000;
 const REAP_BATCH = 500;
+/** A run still `queued` this long after it was created was never handed over (see reap). */
+const ORPHAN_AFTER_MS = 60_000;
 /** Runs coordinated per transaction by the reaper. */
 const REAP_RUNS_PER_TX = 50;
 
@@ -841,6 +843,10 @@ class PostgresTaskQueue implements TaskQueue {
       result.cancelled = cancelling.length;
     }
     result.resumed = (await this.#query(sql.RESUME_RUNS_SQL, [QUEUE_RUN_OWNER])).length;
+    // A scheduler that died between creating a run and handing it over left it queued for good.
+    for (const { id } of await this.#query<{ id: string }>(sql.ORPHAN_QUEUED_SQL, [ORPHAN_AFTER_MS, 20])) {
+      if (await this.startRun(id)) result.resumed += 1;
+    }
     await this.#query(sql.HEARTBEAT_RUNS_SQL, [QUEUE_RUN_OWNER]);
     await this.#query(sql.FORGET_WORKERS_SQL);
     return result;
