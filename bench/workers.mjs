@@ -32,10 +32,17 @@ if (argv[0] === '--child-worker') {
   const { createWorker } = await import('../dist/worker/worker.js');
   const store = await createPostgresStore(url, { migrate: false });
   const queue = await createPostgresTaskQueue(url, { migrate: false });
-  const worker = createWorker({ store, queue, registry: createBuiltinRegistry(), concurrency, env: {} });
+  const { registry, calls } = timedRegistry();
+  const worker = createWorker({ store, queue, registry, concurrency, env: {} });
   await worker.start();
   process.send?.('ready');
   process.on('message', async (message) => {
+    if (typeof message === 'object' && message.dump) {
+      const prefix = `${message.dump}/`;
+      const mine = [...calls].filter(([key]) => key.startsWith(prefix));
+      process.send({ calls: mine.map(([key, at]) => [key.slice(prefix.length), at]) });
+      return;
+    }
     if (message !== 'stop') return;
     await worker.stop({ graceMs: 1000 });
     await queue.close();
@@ -52,7 +59,14 @@ function workloadFile(name) {
   const file = join(out, `${name}.yaml`);
   if (!existsSync(file)) {
     const [shape, n] = name.split('-');
-    execFileSync('node', [resolve(root, '..', 'shared', 'bench', 'gen-dag.mjs'), '--shape', shape, '--n', n, file]);
+    execFileSync('node', [
+      resolve(root, '..', 'shared', 'bench', 'gen-dag.mjs'),
+      '--shape',
+      shape,
+      '--n',
+      n,
+      file,
+    ]);
   }
   return file;
 }
@@ -61,15 +75,30 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-/** Task end -> dependent start, for every edge of a chain (ms), from the recorded times. */
-function handoffs(plan, taskRuns, attempts) {
-  const ended = new Map(taskRuns.map((t) => [t.task, Date.parse(t.finishedAt)]));
-  const started = new Map();
-  for (const a of attempts) if (!started.has(a.task)) started.set(a.task, Date.parse(a.startedAt));
+/**
+ * The built-in registry with `noop` timed: when each call happened (wall clock, sub-millisecond;
+ * a noop ends where it starts), so a task's end to its dependent's start is measured as a
+ * handler would see it, across processes on this machine.
+ */
+function timedRegistry() {
+  const registry = createBuiltinRegistry();
+  const noop = registry.get('noop');
+  const calls = new Map();
+  registry.register({
+    ...noop,
+    run: (args, ctx) => {
+      calls.set(`${ctx.run.id}/${ctx.task}`, performance.timeOrigin + performance.now());
+      return noop.run(args, ctx);
+    },
+  });
+  return { registry, calls };
+}
+
+/** Gaps between the calls of each task and of its dependents (ms), sorted. */
+function callGaps(plan, at) {
   const gaps = [];
-  for (const name of plan.order) {
-    for (const dep of plan.tasks[name].dependsOn) gaps.push(started.get(name) - ended.get(dep));
-  }
+  for (const name of plan.order)
+    for (const dep of plan.tasks[name].dependsOn) gaps.push(at.get(name) - at.get(dep));
   return gaps.sort((a, b) => a - b);
 }
 
@@ -97,16 +126,22 @@ async function main() {
     const store = await createPostgresStore(dbUrl);
     const queue = await createPostgresTaskQueue(dbUrl);
     for (let i = 0; i < workers; i++) {
-      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child-worker', dbUrl, String(concurrency)], {
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      });
+      const child = spawn(
+        process.execPath,
+        [fileURLToPath(import.meta.url), '--child-worker', dbUrl, String(concurrency)],
+        {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        },
+      );
       children.push(child);
       await new Promise((ok, fail) => {
         child.once('message', ok);
         child.once('exit', (code) => fail(new Error(`worker exited with ${code}`)));
       });
     }
-    console.log(`PostgreSQL: ${workers} worker processes, concurrency ${concurrency} each (2-core machine, PostgreSQL on it too)`);
+    console.log(
+      `PostgreSQL: ${workers} worker processes, concurrency ${concurrency} each (2-core machine, PostgreSQL on it too)`,
+    );
     for (const workload of workloads) {
       const loaded = await loadPipeline(workloadFile(workload), { registry });
       if (!loaded.plan) throw new Error(`${workload} did not compile`);
@@ -130,12 +165,22 @@ async function main() {
         results.push({ ms, run });
       }
       const best = results[results.length - 1];
-      let line = `${workload.padEnd(14)} postgres+${workers}w ${String(tasks).padStart(6)} tasks ${Math.round(tasks / (best.ms / 1000))
+      let line = `${workload.padEnd(14)} postgres+${workers}w ${String(tasks).padStart(6)} tasks ${Math.round(
+        tasks / (best.ms / 1000),
+      )
         .toLocaleString('en-US')
         .padStart(7)} tasks/s (${best.ms.toFixed(0)} ms)`;
       if (workload.startsWith('chain')) {
-        const gaps = handoffs(plan, await store.getTaskRuns(best.run.id), await store.getAttempts(best.run.id));
-        line += `  end->start p50 ${percentile(gaps, 50).toFixed(1)} ms p99 ${percentile(gaps, 99).toFixed(1)} ms`;
+        const at = new Map();
+        for (const child of children) {
+          const reply = await new Promise((done) => {
+            child.once('message', done);
+            child.send({ dump: best.run.id });
+          });
+          for (const [name, when] of reply.calls) at.set(name, when);
+        }
+        const gaps = callGaps(plan, at);
+        line += `  end->start p50 ${percentile(gaps, 50).toFixed(2)} ms p99 ${percentile(gaps, 99).toFixed(2)} ms`;
       }
       console.log(line);
 
@@ -143,21 +188,35 @@ async function main() {
       const dir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
       try {
         const sqlite = createSqliteStore(join(dir, 'weft.db'));
+        const timed = timedRegistry();
         let ms = 0;
         let last;
         for (let round = 0; round < 2; round++) {
           const run = await createRun(sqlite, { plan, params: {}, trigger: 'manual', now: Date.now() });
           const started = performance.now();
-          last = await executeRun(run.id, { store: sqlite, registry, owner: `bench:${process.pid}`, env: {} });
+          last = await executeRun(run.id, {
+            store: sqlite,
+            registry: timed.registry,
+            owner: `bench:${process.pid}`,
+            env: {},
+          });
           await sqlite.flush();
           ms = performance.now() - started;
         }
-        let embedded = `${workload.padEnd(14)} sqlite (weft run) ${String(tasks).padStart(6)} tasks ${Math.round(tasks / (ms / 1000))
+        let embedded = `${workload.padEnd(14)} sqlite (weft run) ${String(tasks).padStart(6)} tasks ${Math.round(
+          tasks / (ms / 1000),
+        )
           .toLocaleString('en-US')
           .padStart(7)} tasks/s (${ms.toFixed(0)} ms)`;
         if (workload.startsWith('chain')) {
-          const gaps = handoffs(plan, await sqlite.getTaskRuns(last.id), await sqlite.getAttempts(last.id));
-          embedded += `  end->start p50 ${percentile(gaps, 50).toFixed(1)} ms p99 ${percentile(gaps, 99).toFixed(1)} ms`;
+          const prefix = `${last.id}/`;
+          const at = new Map(
+            [...timed.calls]
+              .filter(([key]) => key.startsWith(prefix))
+              .map(([key, when]) => [key.slice(prefix.length), when]),
+          );
+          const gaps = callGaps(plan, at);
+          embedded += `  end->start p50 ${percentile(gaps, 50).toFixed(2)} ms p99 ${percentile(gaps, 99).toFixed(2)} ms`;
         }
         console.log(embedded);
         await sqlite.close();

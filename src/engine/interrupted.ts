@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { assertRunTransition } from '../core/states.js';
 import type { ErrorInfo } from '../errors.js';
-import type { RunRecord, RunStore } from '../store/run-store.js';
+import type { AttemptRecord, RunRecord, RunStore } from '../store/run-store.js';
 import { fromIso, toIso } from './time.js';
 
 /** "host:pid" of this process: the owner the CLI records for runs it executes. */
@@ -105,6 +105,8 @@ async function markOpenAttemptsLost(store: RunStore, run: RunRecord, now: number
     if (taskRun.state !== 'running' && taskRun.state !== 'retrying') continue;
     for (const attempt of await store.getAttempts(run.id, taskRun.task)) {
       if (attempt.state !== 'running') continue;
+      // Lost with its process: what the attempt started (a shell command's group) stops too.
+      stopOrphanGroup(attempt);
       await store.updateAttempt(
         run.id,
         attempt.task,
@@ -127,4 +129,23 @@ function isDead(
   if (isLocalOwner(run.owner)) return false;
   const beat = run.heartbeatAt ?? run.startedAt ?? (run.state === 'queued' ? run.createdAt : null);
   return beat === null || now - fromIso(beat) > staleMs;
+}
+
+/**
+ * A lost attempt's child process group (a shell command) may have outlived weft's process, and
+ * would go on doing its work while the resumed run does it again. Stop it — only when the attempt
+ * ran on this host, in a process that is gone (a live owner is still responsible for its own
+ * children). Process group ids are reused only after the whole group has exited, so a group that
+ * still exists is the one the attempt started or, rarely, a new one whose leader took the same id
+ * after it; the window is small and the alternative is an orphan repeating side effects.
+ */
+export function stopOrphanGroup(attempt: Pick<AttemptRecord, 'pid' | 'worker'>): boolean {
+  if (attempt.pid === null || attempt.pid <= 1 || attempt.worker === null) return false;
+  if (!isLocalOwner(attempt.worker) || isLocalOwnerAlive(attempt.worker)) return false;
+  try {
+    process.kill(-attempt.pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false; // already gone
+  }
 }

@@ -57,7 +57,9 @@ function base64Cores(bytes: Buffer, encoding: 'base64' | 'base64url'): string[] 
  * line while hiding nothing.
  */
 export function createMasker(values: Iterable<string | undefined>): Masker {
-  const secrets = [...new Set([...values].filter((v): v is string => typeof v === 'string' && v.length >= 3))];
+  const secrets = [
+    ...new Set([...values].filter((v): v is string => typeof v === 'string' && v.length >= 3)),
+  ];
   const forms = [...new Set(secrets.flatMap(secretForms))].sort((a, b) => b.length - a.length);
   if (forms.length === 0) return identity;
   return (text) => {
@@ -78,7 +80,12 @@ export function maskValue<T>(value: T, masker: Masker): T {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
       // Defined, not assigned: a "__proto__" key stays an ordinary key.
-      Object.defineProperty(out, key, { value: maskValue(item, masker), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, {
+        value: maskValue(item, masker),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out as T;
   }

@@ -1,8 +1,8 @@
 import type { Plan } from '../compile/plan.js';
 import { assertRunTransition, assertTaskTransition, type TaskState } from '../core/states.js';
 import { UsageError, WeftError } from '../errors.js';
-import type { AttemptRecord, RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
-import { isLocalOwner, isLocalOwnerAlive, lostAttemptError } from './interrupted.js';
+import type { RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
+import { lostAttemptError, stopOrphanGroup } from './interrupted.js';
 import { toIso } from './time.js';
 
 /**
@@ -92,7 +92,8 @@ export async function resetTasksToPending(
   only?: ReadonlySet<string>,
   options: { includeSucceeded?: boolean } = {},
 ): Promise<void> {
-  const rerunnable = (state: TaskState) => RERUNNABLE.has(state) || (options.includeSucceeded === true && state === 'succeeded');
+  const rerunnable = (state: TaskState) =>
+    RERUNNABLE.has(state) || (options.includeSucceeded === true && state === 'succeeded');
   await Promise.all(
     taskRuns
       .filter((t) => rerunnable(t.state) && (!only || only.has(t.task)))
@@ -160,7 +161,8 @@ export async function prepareResume(
   if (options.task !== undefined) only = downstreamOf(run.plan, options.task);
   else if (run.state !== 'interrupted') {
     only = new Set<string>();
-    for (const t of taskRuns) if (RERUNNABLE.has(t.state)) for (const d of downstreamOf(run.plan, t.task)) only.add(d);
+    for (const t of taskRuns)
+      if (RERUNNABLE.has(t.state)) for (const d of downstreamOf(run.plan, t.task)) only.add(d);
   }
   // An interrupted run continues where it stopped; only an explicit `task` re-runs finished tasks.
   if (only) await resetTasksToPending(store, runId, taskRuns, only, { includeSucceeded: true });
@@ -185,21 +187,5 @@ export async function prepareResume(
   return (await store.getRun(runId))!;
 }
 
-/**
- * A lost attempt's child process group (a shell command) may have outlived weft's process, and
- * would go on doing its work while the resumed run does it again. Stop it — only when the attempt
- * ran on this host, in a process that is gone (a live owner is still responsible for its own
- * children). Process group ids are reused only after the whole group has exited, so a group that
- * still exists is the one the attempt started or, rarely, a new one whose leader took the same id
- * after it; the window is small and the alternative is an orphan repeating side effects.
- */
-export function stopOrphanGroup(attempt: Pick<AttemptRecord, 'pid' | 'worker'>): boolean {
-  if (attempt.pid === null || attempt.pid <= 1 || attempt.worker === null) return false;
-  if (!isLocalOwner(attempt.worker) || isLocalOwnerAlive(attempt.worker)) return false;
-  try {
-    process.kill(-attempt.pid, 'SIGKILL');
-    return true;
-  } catch {
-    return false; // already gone
-  }
-}
+// Kept importable from here, where recovery first needed it.
+export { stopOrphanGroup } from './interrupted.js';

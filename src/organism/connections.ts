@@ -50,7 +50,7 @@ export function getRedis(url: string): Redis {
       enableOfflineQueue: true,
       lazyConnect: false,
       connectTimeout: 5_000,
-      //commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+      commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
     });
     // Without a listener ioredis prints every reconnect error; the failing command reports it instead.
     client.on('error', () => undefined);

@@ -130,7 +130,8 @@ export async function fetchInteractions(
     // duplicate() copies the options, not the listeners: it needs its own 'error' listener (or
     // ioredis prints "Unhandled error event" on every reconnect), and a command timeout that
     // leaves room for the block.
-    const reader = blockMs > 0 ? redis.duplicate({ commandTimeout: blockMs + REDIS_COMMAND_TIMEOUT_MS }) : redis;
+    const reader =
+      blockMs > 0 ? redis.duplicate({ commandTimeout: blockMs + REDIS_COMMAND_TIMEOUT_MS }) : redis;
     if (reader !== redis) reader.on('error', () => undefined);
     if (blockMs > 0) readArgs.push('BLOCK', blockMs);
     try {

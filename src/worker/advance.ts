@@ -46,7 +46,8 @@ export function decodeStates(text: string): CoordState[] {
   const out: CoordState[] = new Array<CoordState>(text.length);
   for (let i = 0; i < text.length; i++) {
     const state = BY_CODE[text[i]!];
-    if (!state) throw new WeftError('INTERNAL', `unknown coordination state "${text[i]!}"`, { retryable: false });
+    if (!state)
+      throw new WeftError('INTERNAL', `unknown coordination state "${text[i]!}"`, { retryable: false });
     out[i] = state;
   }
   return out;
@@ -227,7 +228,8 @@ class Coordinator {
 
   at(task: string): number {
     const i = this.index.position.get(task);
-    if (i === undefined) throw new WeftError('INTERNAL', `the plan has no task "${task}"`, { retryable: false });
+    if (i === undefined)
+      throw new WeftError('INTERNAL', `the plan has no task "${task}"`, { retryable: false });
     return i;
   }
 
@@ -261,13 +263,26 @@ class Coordinator {
         this.states[i] = 'skipped';
         version += 1;
         this.changes.push(
-          change({ task: task.name, from: 'pending', to: 'skipped', reason: decision.reason, finished: true }),
+          change({
+            task: task.name,
+            from: 'pending',
+            to: 'skipped',
+            reason: decision.reason,
+            finished: true,
+          }),
         );
         this.finishedAt(i);
         continue;
       }
       this.states[i] = 'queued';
-      this.changes.push({ type: 'enqueue', task: task.name, queue: task.queue, availableAt, delayMs, mode: 'new' });
+      this.changes.push({
+        type: 'enqueue',
+        task: task.name,
+        queue: task.queue,
+        availableAt,
+        delayMs,
+        mode: 'new',
+      });
     }
   }
 
@@ -303,7 +318,8 @@ class Coordinator {
 
   /** Every waiting task, for a first decision (run start, run retry). */
   evaluateAll(): void {
-    for (let i = this.states.length - 1; i >= 0; i--) if (this.states[i] === 'waiting') this.#evaluate.push(i);
+    for (let i = this.states.length - 1; i >= 0; i--)
+      if (this.states[i] === 'waiting') this.#evaluate.push(i);
   }
 
   isComplete(): boolean {
@@ -326,16 +342,28 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
   for (const { task: name, from, outcome } of input.finished) {
     const i = c.at(name);
     if (c.states[i] !== 'queued') {
-      throw new WeftError('INTERNAL', `task "${name}" of run ${run.id} finished while not queued (${c.states[i]!})`, {
-        retryable: false,
-      });
+      throw new WeftError(
+        'INTERNAL',
+        `task "${name}" of run ${run.id} finished while not queued (${c.states[i]!})`,
+        {
+          retryable: false,
+        },
+      );
     }
     const task = c.index.tasks[i]!;
     switch (outcome.kind) {
       case 'succeeded':
         c.states[i] = 'succeeded';
         c.changes.push(
-          change({ task: name, from, to: 'succeeded', output: outcome.output, error: null, reason: null, finished: true }),
+          change({
+            task: name,
+            from,
+            to: 'succeeded',
+            output: outcome.output,
+            error: null,
+            reason: null,
+            finished: true,
+          }),
           { type: 'dequeue', task: name },
         );
         c.finishedAt(i);
@@ -351,7 +379,14 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
       case 'cancelled':
         c.states[i] = 'cancelled';
         c.changes.push(
-          change({ task: name, from, to: 'cancelled', reason: outcome.reason, nextAttemptAt: null, finished: true }),
+          change({
+            task: name,
+            from,
+            to: 'cancelled',
+            reason: outcome.reason,
+            nextAttemptAt: null,
+            finished: true,
+          }),
           { type: 'dequeue', task: name },
         );
         c.finishedAt(i);
@@ -361,7 +396,14 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
           const delayMs = retryDelayMs(task.retry, outcome.nth + 1, random);
           c.changes.push(
             change({ task: name, from, to: 'retrying', error: outcome.error, nextAttemptAt: now + delayMs }),
-            { type: 'enqueue', task: name, queue: task.queue, availableAt: now + delayMs, delayMs, mode: 'retry' },
+            {
+              type: 'enqueue',
+              task: name,
+              queue: task.queue,
+              availableAt: now + delayMs,
+              delayMs,
+              mode: 'retry',
+            },
           );
           break;
         }
@@ -380,14 +422,22 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
         if (run.cancelRequested) {
           c.states[i] = 'cancelled';
           c.changes.push(
-            change({ task: name, from, to: 'cancelled', reason: 'the run was cancelled', nextAttemptAt: null, finished: true }),
+            change({
+              task: name,
+              from,
+              to: 'cancelled',
+              reason: 'the run was cancelled',
+              nextAttemptAt: null,
+              finished: true,
+            }),
             { type: 'dequeue', task: name },
           );
           c.finishedAt(i);
           break;
         }
         // A lease lost before its attempt started (a `when` being evaluated) changes no task run.
-        if (from !== 'pending') c.changes.push(change({ task: name, from, to: 'pending', nextAttemptAt: null }));
+        if (from !== 'pending')
+          c.changes.push(change({ task: name, from, to: 'pending', nextAttemptAt: null }));
         c.changes.push({
           type: 'enqueue',
           task: name,
@@ -407,14 +457,29 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
       const name = c.index.tasks[i]!.name;
       if (c.states[i] === 'waiting') {
         c.states[i] = 'cancelled';
-        c.changes.push(change({ task: name, from: 'pending', to: 'cancelled', reason: 'the run was cancelled', finished: true }));
+        c.changes.push(
+          change({
+            task: name,
+            from: 'pending',
+            to: 'cancelled',
+            reason: 'the run was cancelled',
+            finished: true,
+          }),
+        );
         continue;
       }
       const from = c.states[i] === 'queued' ? input.withdrawn?.get(name) : undefined;
       if (from === undefined) continue;
       c.states[i] = 'cancelled';
       c.changes.push(
-        change({ task: name, from, to: 'cancelled', reason: 'the run was cancelled', nextAttemptAt: null, finished: true }),
+        change({
+          task: name,
+          from,
+          to: 'cancelled',
+          reason: 'the run was cancelled',
+          nextAttemptAt: null,
+          finished: true,
+        }),
         { type: 'dequeue', task: name },
       );
     }
@@ -424,16 +489,36 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
   return { states: c.states, changes: c.changes, hooks: c.hooks, complete: c.isComplete() };
 }
 
-function failForGood(c: Coordinator, run: RunView, i: number, from: TaskState, error: ErrorInfo, attempt: number): void {
+function failForGood(
+  c: Coordinator,
+  run: RunView,
+  i: number,
+  from: TaskState,
+  error: ErrorInfo,
+  attempt: number,
+): void {
   const task = c.index.tasks[i]!;
   c.states[i] = 'failed';
-  c.changes.push(change({ task: task.name, from, to: 'failed', error, nextAttemptAt: null, finished: true }), {
-    type: 'dequeue',
-    task: task.name,
-  });
+  c.changes.push(
+    change({ task: task.name, from, to: 'failed', error, nextAttemptAt: null, finished: true }),
+    {
+      type: 'dequeue',
+      task: task.name,
+    },
+  );
   // Recorded in the same transaction as the failure: a failure on record always has its hooks.
   task.onFailure.forEach((hook, index) =>
-    c.hooks.push(newHookRecord(run.id, taskHookKey(task.name, index, attempt), 'task_failure', task.name, hook, error, c.now)),
+    c.hooks.push(
+      newHookRecord(
+        run.id,
+        taskHookKey(task.name, index, attempt),
+        'task_failure',
+        task.name,
+        hook,
+        error,
+        c.now,
+      ),
+    ),
   );
   c.finishedAt(i);
 }
@@ -544,12 +629,21 @@ export function completeRun(input: RunCompletionInput): RunCompletion {
         return 'pending';
       }
       if (s === 'succeeded') return s;
-      throw new WeftError('INTERNAL', `task "${t.name}" is unfinished when run ${run.id} ends`, { retryable: false });
+      throw new WeftError('INTERNAL', `task "${t.name}" is unfinished when run ${run.id} ends`, {
+        retryable: false,
+      });
     });
     const started = startTasks({ plan, taskStates, now, delayMs });
     return {
       kind: 'retrying',
-      run: { from: run.state, to: 'retrying', error, nextAttemptAt: now + delayMs, attempt: run.attempt + 1, finished: false },
+      run: {
+        from: run.state,
+        to: 'retrying',
+        error,
+        nextAttemptAt: now + delayMs,
+        attempt: run.attempt + 1,
+        finished: false,
+      },
       changes: [...resets, ...started.changes],
       states: started.states,
     };
@@ -558,9 +652,9 @@ export function completeRun(input: RunCompletionInput): RunCompletion {
   assertRunTransition(run.id, run.state, state);
   const hooks: HookRecord[] = [];
   const add = (event: 'run_failure' | 'run_success' | 'run_recovery', index: number) => {
-    const hook = (event === 'run_failure' ? plan.onFailure : event === 'run_success' ? plan.onSuccess : plan.onRecovery)[
-      index
-    ]!;
+    const hook = (
+      event === 'run_failure' ? plan.onFailure : event === 'run_success' ? plan.onSuccess : plan.onRecovery
+    )[index]!;
     hooks.push(newHookRecord(run.id, runHookKey(event, index, run.attempt), event, null, hook, error, now));
   };
   if (state === 'failed') {

@@ -10,7 +10,9 @@ export interface QueueProblem {
  * Queues with tasks ready to run and no live worker to take them: what `weft serve` warns about
  * (a scheduler on PostgreSQL only enqueues; without `weft worker` processes nothing runs).
  */
-export async function queueHealth(queue: TaskQueue): Promise<{ queues: QueueHealth[]; problems: QueueProblem[] }> {
+export async function queueHealth(
+  queue: TaskQueue,
+): Promise<{ queues: QueueHealth[]; problems: QueueProblem[] }> {
   const queues = await queue.queueHealth();
   return { queues, problems: describeQueueHealth(queues) };
 }

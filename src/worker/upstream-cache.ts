@@ -42,7 +42,12 @@ export class UpstreamCache {
   }
 
   /** Makes sure every finished ancestor of `task` is known; returns the run's entries. */
-  async ensure(runId: string, runAttempt: number, plan: Plan, task: string): Promise<ReadonlyMap<string, Entry>> {
+  async ensure(
+    runId: string,
+    runAttempt: number,
+    plan: Plan,
+    task: string,
+  ): Promise<ReadonlyMap<string, Entry>> {
     const entries = this.#entries(runId, runAttempt);
     const seen = new Set<string>();
     const missing: string[] = [];
@@ -58,7 +63,8 @@ export class UpstreamCache {
     }
     if (missing.length > 0) {
       for (const row of await this.#queue.taskOutputs(runId, missing)) {
-        if (isTaskFinished(row.state)) entries.set(row.task, { state: row.state, output: row.output, closed: false });
+        if (isTaskFinished(row.state))
+          entries.set(row.task, { state: row.state, output: row.output, closed: false });
       }
     }
     if (seen.size > 0) {
@@ -81,7 +87,11 @@ export class UpstreamCache {
   }
 
   /** Finished ancestors of `task` (direct and indirect), from what `ensure` loaded. */
-  static ancestors(plan: Plan, entries: ReadonlyMap<string, Entry>, task: string): Record<string, { output: JsonValue; state: string }> {
+  static ancestors(
+    plan: Plan,
+    entries: ReadonlyMap<string, Entry>,
+    task: string,
+  ): Record<string, { output: JsonValue; state: string }> {
     const out = createDict<{ output: JsonValue; state: string }>();
     const seen = new Set<string>();
     const stack = [...plan.tasks[task]!.dependsOn];
@@ -90,7 +100,8 @@ export class UpstreamCache {
       if (seen.has(name)) continue;
       seen.add(name);
       const entry = entries.get(name);
-      if (entry) out[name] = { output: entry.state === 'succeeded' ? entry.output : null, state: entry.state };
+      if (entry)
+        out[name] = { output: entry.state === 'succeeded' ? entry.output : null, state: entry.state };
       for (const dep of plan.tasks[name]!.dependsOn) if (!seen.has(dep)) stack.push(dep);
     }
     return out;

@@ -7,12 +7,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
 import { invokeHandler, type AttemptResult } from '../engine/attempt.js';
 import { checkHandlerArgs } from '../engine/handler-args.js';
-import {
-  countPreviousFailures,
-  planHookOf,
-  runHook,
-  type HookRunner,
-} from '../engine/hooks.js';
+import { countPreviousFailures, planHookOf, runHook, type HookRunner } from '../engine/hooks.js';
 import { createLogWriter, type LogWriter } from '../engine/log-writer.js';
 import { createSecretMasker, type Masker } from '../engine/mask.js';
 import { DEFAULT_CANCEL_GRACE_MS } from '../engine/options.js';
@@ -229,7 +224,8 @@ class QueueWorker implements Worker {
   // ---- lifecycle --------------------------------------------------------------------------------
 
   async start(): Promise<void> {
-    if (this.#started) throw new WeftError('RUN_STATE', `worker ${this.id} was started already`, { retryable: false });
+    if (this.#started)
+      throw new WeftError('RUN_STATE', `worker ${this.id} was started already`, { retryable: false });
     this.#started = true;
     await this.#queue.registerWorker({
       id: this.id,
@@ -254,7 +250,12 @@ class QueueWorker implements Worker {
       void this.#reap();
       void this.#runHooks();
     });
-    this.#emit({ type: 'worker:started', worker: this.id, queues: this.#queues, concurrency: this.#concurrency });
+    this.#emit({
+      type: 'worker:started',
+      worker: this.id,
+      queues: this.#queues,
+      concurrency: this.#concurrency,
+    });
     this.#loop = this.#claimLoop();
     void this.#runHooks();
   }
@@ -275,17 +276,23 @@ class QueueWorker implements Worker {
       // What did not finish in time goes back to the queue for another worker.
       for (const held of this.#held.values()) {
         held.discard = true;
-        held.controller.abort(new WeftError('TASK_CANCELLED', `worker ${this.id} is shutting down`, { retryable: true }));
+        held.controller.abort(
+          new WeftError('TASK_CANCELLED', `worker ${this.id} is shutting down`, { retryable: true }),
+        );
       }
       await Promise.allSettled([...this.#tasks]);
-      await this.#queue.releaseLeases(this.id).catch((error: unknown) => this.#error(error, 'releasing leases'));
+      await this.#queue
+        .releaseLeases(this.id)
+        .catch((error: unknown) => this.#error(error, 'releasing leases'));
     }
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
     await Promise.allSettled([this.#completing, this.#reaping, this.#hooks, this.#renewing]);
     await this.#stopListening?.().catch(() => undefined);
     await this.#logs.flush();
-    await this.#queue.unregisterWorker(this.id).catch((error: unknown) => this.#error(error, 'unregistering'));
+    await this.#queue
+      .unregisterWorker(this.id)
+      .catch((error: unknown) => this.#error(error, 'unregistering'));
     this.#emit({ type: 'worker:stopped', worker: this.id });
   }
 
@@ -429,15 +436,31 @@ class QueueWorker implements Worker {
         whenError = error;
       }
       if (!go) {
-        await this.#report(claim, { ...base, kind: 'skipped', reason: `its when condition is false: ${String(task.when)}` });
+        await this.#report(claim, {
+          ...base,
+          kind: 'skipped',
+          reason: `its when condition is false: ${String(task.when)}`,
+        });
         return;
       }
       if (!(await this.#queue.startAttempt(this.id, claim))) {
-        this.#emit({ type: 'lease:lost', worker: this.id, runId: claim.runId, task: claim.task, attempt: claim.attempt });
+        this.#emit({
+          type: 'lease:lost',
+          worker: this.id,
+          runId: claim.runId,
+          task: claim.task,
+          attempt: claim.attempt,
+        });
         return;
       }
     }
-    this.#emit({ type: 'task:started', worker: this.id, runId: claim.runId, task: claim.task, attempt: claim.attempt });
+    this.#emit({
+      type: 'task:started',
+      worker: this.id,
+      runId: claim.runId,
+      task: claim.task,
+      attempt: claim.attempt,
+    });
     const result: AttemptResult =
       whenError !== undefined
         ? { state: 'failed', error: toWeftError(whenError, 'EXPRESSION_FAILED') }
@@ -486,9 +509,13 @@ class QueueWorker implements Worker {
     if (!handler) {
       return {
         state: 'failed',
-        error: new WeftError('HANDLER_UNKNOWN', `task "${task.name}": no handler named "${task.handler}" is registered on worker ${this.id}`, {
-          retryable: false,
-        }),
+        error: new WeftError(
+          'HANDLER_UNKNOWN',
+          `task "${task.name}": no handler named "${task.handler}" is registered on worker ${this.id}`,
+          {
+            retryable: false,
+          },
+        ),
       };
     }
     let args: JsonValue;
@@ -539,7 +566,9 @@ class QueueWorker implements Worker {
     const recorded = await new Promise<boolean>((resolve, reject) => {
       this.#pendingResults.push({ completion, claim, plan, resolve, reject });
       // Results that arrive while a batch commits wait for the next one: group commit.
-      this.#completing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drainResults());
+      this.#completing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+        this.#drainResults(),
+      );
     });
     this.#emit({
       type: 'task:finished',
@@ -551,7 +580,13 @@ class QueueWorker implements Worker {
       recorded,
     });
     if (!recorded) {
-      this.#emit({ type: 'lease:lost', worker: this.id, runId: claim.runId, task: claim.task, attempt: claim.attempt });
+      this.#emit({
+        type: 'lease:lost',
+        worker: this.id,
+        runId: claim.runId,
+        task: claim.task,
+        attempt: claim.attempt,
+      });
     }
     return recorded;
   }
@@ -566,7 +601,10 @@ class QueueWorker implements Worker {
           let limit = this.#stopping ? 0 : Math.max(0, this.#concurrency - this.#held.size + batch.length);
           // While the queue has plenty ready, claim in a transaction of its own first: the
           // result transaction holds its run's lock, and should hold it no longer than needed.
-          const early = limit > 0 && this.#plenty ? await this.#queue.claim(this.id, this.#queues, limit, this.#leaseMs).catch(() => []) : [];
+          const early =
+            limit > 0 && this.#plenty
+              ? await this.#queue.claim(this.id, this.#queues, limit, this.#leaseMs).catch(() => [])
+              : [];
           limit -= early.length;
           for (const claim of early) this.#start(claim);
           const { recorded, claimed } = await this.#withRetry(() =>
@@ -580,7 +618,13 @@ class QueueWorker implements Worker {
             const ok = recorded[i] ?? false;
             // Known before the tasks just claimed look for their upstream outputs.
             if (ok && b.plan && b.completion.kind === 'succeeded') {
-              this.#upstream.remember(b.claim.runId, b.claim.runAttempt, b.plan, b.claim.task, b.completion.output);
+              this.#upstream.remember(
+                b.claim.runId,
+                b.claim.runAttempt,
+                b.plan,
+                b.claim.task,
+                b.completion.output,
+              );
             }
             b.resolve(ok);
           });
@@ -620,13 +664,25 @@ class QueueWorker implements Worker {
         for (const [key, h] of this.#held) {
           if (h.controller.signal.aborted) continue;
           if (cancelled.has(h.claim.runId)) {
-            h.controller.abort(new WeftError('TASK_CANCELLED', 'the run was cancelled', { retryable: false }));
+            h.controller.abort(
+              new WeftError('TASK_CANCELLED', 'the run was cancelled', { retryable: false }),
+            );
           } else if (h.since < sentAt && !held.has(`${key}#${h.claim.lease}`)) {
             // Its lease is gone: reaped and given to someone else, or its result already recorded.
             // Either way nothing it could report would count: stop working on it.
             h.discard = true;
-            h.controller.abort(new WeftError('TASK_LOST', `worker ${this.id} lost its lease on this task`, { retryable: true }));
-            this.#emit({ type: 'lease:lost', worker: this.id, runId: h.claim.runId, task: h.claim.task, attempt: h.claim.attempt });
+            h.controller.abort(
+              new WeftError('TASK_LOST', `worker ${this.id} lost its lease on this task`, {
+                retryable: true,
+              }),
+            );
+            this.#emit({
+              type: 'lease:lost',
+              worker: this.id,
+              runId: h.claim.runId,
+              task: h.claim.task,
+              attempt: h.claim.attempt,
+            });
           }
         }
       } catch (error) {
@@ -642,7 +698,8 @@ class QueueWorker implements Worker {
     this.#reaping ??= (async () => {
       try {
         const result = await this.#queue.reap();
-        if (result.lost + result.cancelled + result.resumed > 0) this.#emit({ type: 'queue:reaped', worker: this.id, ...result });
+        if (result.lost + result.cancelled + result.resumed > 0)
+          this.#emit({ type: 'queue:reaped', worker: this.id, ...result });
       } catch (error) {
         this.#error(error, 'housekeeping');
       } finally {
@@ -679,7 +736,8 @@ class QueueWorker implements Worker {
       if (!run) throw new WeftError('RUN_NOT_FOUND', `no run with id ${claim.runId}`, { retryable: false });
       const taskRuns = await store.getTaskRuns(run.id);
       const tasks = Object.create(null) as Record<string, { output: JsonValue; state: string }>;
-      for (const t of taskRuns) tasks[t.task] = { output: t.state === 'succeeded' ? t.output : null, state: t.state };
+      for (const t of taskRuns)
+        tasks[t.task] = { output: t.state === 'succeeded' ? t.output : null, state: t.state };
       const masker = createSecretMasker(run.plan.secrets, this.#env);
       const runner: HookRunner = {
         store,

@@ -23,7 +23,8 @@ import { createMemoryStore } from '../../src/store/memory/memory-store.js';
 
 /** The hardening list, one test per point: what the parser, the validator and the dicts refuse. */
 
-const codes = (text: string) => parsePipelineText('p.yaml', text).diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`);
+const codes = (text: string) =>
+  parsePipelineText('p.yaml', text).diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`);
 
 describe('YAML parser configured for safety', () => {
   it('size cap: over 1 MiB is refused, as text and as a file (by its size, before reading it)', async () => {
@@ -45,7 +46,8 @@ describe('YAML parser configured for safety', () => {
   });
 
   it(`alias limit: ${MAX_ALIAS_COUNT} alias uses pass, one more is YAML_ALIAS_LIMIT at the alias`, () => {
-    const uses = (n: number) => `name: x\nbase: &b [1]\nlist:\n${Array.from({ length: n }, () => '  - *b').join('\n')}\n`;
+    const uses = (n: number) =>
+      `name: x\nbase: &b [1]\nlist:\n${Array.from({ length: n }, () => '  - *b').join('\n')}\n`;
     expect(codes(uses(MAX_ALIAS_COUNT))).toEqual([]);
     expect(codes(uses(MAX_ALIAS_COUNT + 1))).toEqual([`YAML_ALIAS_LIMIT ${MAX_ALIAS_COUNT + 4}:5`]);
     // A self-referencing alias is refused, not expanded forever.
@@ -53,7 +55,15 @@ describe('YAML parser configured for safety', () => {
   });
 
   it('no custom tags: language tags and unknown tags are refused; core tags keep plain values', () => {
-    for (const [tag, column] of [['!!js/function', 4], ['!foo', 4], ['!!binary', 4], ['!!set', 4], ['!!timestamp', 4], ['!<tag:yaml.org,2002:python/object>', 4], ['!!omap', 4]] as const) {
+    for (const [tag, column] of [
+      ['!!js/function', 4],
+      ['!foo', 4],
+      ['!!binary', 4],
+      ['!!set', 4],
+      ['!!timestamp', 4],
+      ['!<tag:yaml.org,2002:python/object>', 4],
+      ['!!omap', 4],
+    ] as const) {
       const found = codes(`a: ${tag} x\n`);
       expect(found, tag).toEqual([`YAML_TAG 1:${column}`]);
     }
@@ -73,17 +83,26 @@ describe('YAML parser configured for safety', () => {
 
   it('one document per file, and no directives that change tags', () => {
     expect(codes('name: a\n---\nname: b\n').map((c) => c.split(' ')[0])).toEqual(['YAML_SYNTAX']);
-    expect(codes('%TAG ! tag:evil.example,2000:\n---\na: !x 1\n').map((c) => c.split(' ')[0])).toContain('YAML_TAG');
+    expect(codes('%TAG ! tag:evil.example,2000:\n---\na: !x 1\n').map((c) => c.split(' ')[0])).toContain(
+      'YAML_TAG',
+    );
   });
 });
 
 describe('ajv strict, without $data', () => {
   it('an unknown keyword in a schema is a compile error (strict)', () => {
-    expect(() => createPipelineValidator({ type: 'object', properties: { a: { type: 'string', frobnicate: true } } })).toThrow(/strict mode: unknown keyword: "frobnicate"/);
+    expect(() =>
+      createPipelineValidator({ type: 'object', properties: { a: { type: 'string', frobnicate: true } } }),
+    ).toThrow(/strict mode: unknown keyword: "frobnicate"/);
   });
 
   it('$data references are not enabled: a schema using one is refused, data cannot steer validation', () => {
-    expect(() => createPipelineValidator({ type: 'object', properties: { a: { type: 'number', minimum: { $data: '1/b' } } } })).toThrow();
+    expect(() =>
+      createPipelineValidator({
+        type: 'object',
+        properties: { a: { type: 'number', minimum: { $data: '1/b' } } },
+      }),
+    ).toThrow();
     // The real schema compiles in strict mode and uses no $data.
     const schema = JSON.stringify(loadPipelineSchema());
     expect(schema).not.toContain('"$data"');
@@ -93,7 +112,10 @@ describe('ajv strict, without $data', () => {
 
 describe('objects keyed by user input have no prototype', () => {
   it('the loader: every mapping, and a __proto__ key is an own key', () => {
-    const { source } = parsePipelineText('p.yaml', 'name: x\ntasks:\n  __proto__: { polluted: true }\n  a: { with: { constructor: 1 } }\n');
+    const { source } = parsePipelineText(
+      'p.yaml',
+      'name: x\ntasks:\n  __proto__: { polluted: true }\n  a: { with: { constructor: 1 } }\n',
+    );
     const value = source.value as { tasks: Record<string, { with?: object }> };
     expect(Object.getPrototypeOf(value)).toBeNull();
     expect(Object.getPrototypeOf(value.tasks)).toBeNull();
@@ -103,7 +125,11 @@ describe('objects keyed by user input have no prototype', () => {
   });
 
   it('the plan, params and run params', async () => {
-    const loaded = loadPipelineText('p.yaml', 'name: x\nparams:\n  toString: { type: string, default: a }\ntasks:\n  valueOf: { handler: noop }\n  hasOwnProperty: { handler: noop, depends_on: valueOf }\n', { registry: createBuiltinRegistry() });
+    const loaded = loadPipelineText(
+      'p.yaml',
+      'name: x\nparams:\n  toString: { type: string, default: a }\ntasks:\n  valueOf: { handler: noop }\n  hasOwnProperty: { handler: noop, depends_on: valueOf }\n',
+      { registry: createBuiltinRegistry() },
+    );
     expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
     const plan = loaded.plan!;
     expect(Object.getPrototypeOf(plan.tasks)).toBeNull();
@@ -117,10 +143,22 @@ describe('objects keyed by user input have no prototype', () => {
   });
 
   it('expression results and masked values keep __proto__ as data', () => {
-    const scope = { params: { v: 'x' }, env: {}, tasks: {}, run: { id: 'r', scheduled_for: null, attempt: 1 } };
-    const resolved = resolveTemplate(JSON.parse('{"__proto__": {"polluted": "${{ params.v }}"}}') as JsonValue, scope, { quoteKeys: ['command'], quote: quoteShellWord }) as Record<string, unknown>;
+    const scope = {
+      params: { v: 'x' },
+      env: {},
+      tasks: {},
+      run: { id: 'r', scheduled_for: null, attempt: 1 },
+    };
+    const resolved = resolveTemplate(
+      JSON.parse('{"__proto__": {"polluted": "${{ params.v }}"}}') as JsonValue,
+      scope,
+      { quoteKeys: ['command'], quote: quoteShellWord },
+    ) as Record<string, unknown>;
     expect(Object.hasOwn(resolved, '__proto__')).toBe(true);
-    const masked = maskValue(JSON.parse('{"__proto__": {"polluted": "abc-secret"}}'), createMasker(['abc-secret'])) as Record<string, unknown>;
+    const masked = maskValue(
+      JSON.parse('{"__proto__": {"polluted": "abc-secret"}}'),
+      createMasker(['abc-secret']),
+    ) as Record<string, unknown>;
     expect(Object.hasOwn(masked, '__proto__')).toBe(true);
     expect(masked.__proto__).toEqual({ polluted: '***' });
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();

@@ -69,7 +69,11 @@ async function until<T>(what: string, probe: () => T | undefined | null | false,
 interface RunJson {
   id: string;
   state: string;
-  tasks: { task: string; state: string; attempt_history: { state: string; error: { code: string; message: string } | null }[] }[];
+  tasks: {
+    task: string;
+    state: string;
+    attempt_history: { state: string; error: { code: string; message: string } | null }[];
+  }[];
 }
 
 describe('log lines survive kill -9 of weft run', () => {
@@ -81,7 +85,9 @@ describe('log lines survive kill -9 of weft run', () => {
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, signal) => resolve(signal)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('close', (_code, signal) => resolve(signal)),
+    );
     const runId = await until('the run id', () => /run (r_\w+) of /.exec(out)?.[1]);
     await until('the first line', () => existsSync(join(dir, 'side')));
     // ~2 s of lines, so that a good number were printed over a second before the kill.
@@ -112,7 +118,11 @@ describe('log lines survive kill -9 of weft run', () => {
     const logs = weft(['logs', runId, '--format', 'json'], { cwd: dir });
     expect(logs.code, logs.stderr).toBe(0);
     const stored = new Set(
-      (logs.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogRecord))
+      logs.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as LogRecord)
         .map((l) => /^line (\d+)$/.exec(l.message)?.[1])
         .filter((n): n is string => n !== undefined)
         .map(Number),
@@ -122,7 +132,9 @@ describe('log lines survive kill -9 of weft run', () => {
     const lastStored = Math.max(...stored);
     const lastPrinted = printed[printed.length - 1]!;
     const lag = lastPrinted[1] - (printed.find(([n]) => n === lastStored)?.[1] ?? 0);
-    console.log(`[reliability] logs: ${printed.length} lines printed before the kill, ${stored.size} stored; the newest stored line was printed ${lag} ms before the last one`);
+    console.log(
+      `[reliability] logs: ${printed.length} lines printed before the kill, ${stored.size} stored; the newest stored line was printed ${lag} ms before the last one`,
+    );
     expect(due.length).toBeGreaterThan(5);
     // The writer flushes every ~100 ms: far less than a second is ever at risk.
     expect(lag).toBeLessThan(1000);
@@ -143,9 +155,21 @@ describe('log lines survive kill -9 of weft run', () => {
 describe('the log writer flushes while a task runs', () => {
   it('lines reach the store within ~250 ms without any explicit flush', async () => {
     const store = createMemoryStore();
-    const run = await createRun(store, { plan: plan({ tasks: [ok('a')] }), params: {}, trigger: 'manual', now: Date.now() });
+    const run = await createRun(store, {
+      plan: plan({ tasks: [ok('a')] }),
+      params: {},
+      trigger: 'manual',
+      now: Date.now(),
+    });
     const writer = createLogWriter(store, { onError: () => undefined });
-    const line = (message: string) => ({ runId: run.id, task: 'a', attempt: 1, ts: new Date().toISOString(), level: 'info' as const, message });
+    const line = (message: string) => ({
+      runId: run.id,
+      task: 'a',
+      attempt: 1,
+      ts: new Date().toISOString(),
+      level: 'info' as const,
+      message,
+    });
     // A line alone is stored on the writer's timer, well within 250 ms, with no flush() call.
     writer.write(line('soon'));
     await new Promise((r) => setTimeout(r, 250));

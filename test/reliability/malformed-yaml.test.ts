@@ -37,9 +37,63 @@ function billionLaughs(levels = 10): string {
   return lines.join('\n') + '\n';
 }
 
-const PROTO_KEYS = ['__proto__', 'constructor', 'prototype', '__defineGetter__', 'hasOwnProperty', 'toString', 'valueOf'];
-const PUNCTUATION = [':', '-', '[', ']', '{', '}', '"', "'", '&', '*', '|', '>', '%', '@', '`', '!', '#', ',', '?', '\t', '\n', '\\', '\u0000', '\uFEFF'];
-const SCALARS = ['~', '', '.nan', '-.inf', '1e999', '0x7fffffffffffffffff', '"\\uD800"', '!!binary aGVsbG8=', '!!timestamp 2001-12-14', '!foo bar', '!<tag:evil> x', '&x', '*nothing', '[', '{a: 1', 'yes', '2d3h', '-1', "''", '|\n  x'];
+const PROTO_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  '__defineGetter__',
+  'hasOwnProperty',
+  'toString',
+  'valueOf',
+];
+const PUNCTUATION = [
+  ':',
+  '-',
+  '[',
+  ']',
+  '{',
+  '}',
+  '"',
+  "'",
+  '&',
+  '*',
+  '|',
+  '>',
+  '%',
+  '@',
+  '`',
+  '!',
+  '#',
+  ',',
+  '?',
+  '\t',
+  '\n',
+  '\\',
+  '\u0000',
+  '\uFEFF',
+];
+const SCALARS = [
+  '~',
+  '',
+  '.nan',
+  '-.inf',
+  '1e999',
+  '0x7fffffffffffffffff',
+  '"\\uD800"',
+  '!!binary aGVsbG8=',
+  '!!timestamp 2001-12-14',
+  '!foo bar',
+  '!<tag:evil> x',
+  '&x',
+  '*nothing',
+  '[',
+  '{a: 1',
+  'yes',
+  '2d3h',
+  '-1',
+  "''",
+  '|\n  x',
+];
 
 type Mutation = (text: string, rng: Rng) => string;
 
@@ -81,20 +135,37 @@ const MUTATIONS: Record<string, Mutation> = {
     const i = rng.int(all.length);
     const indent = /^ */.exec(all[i]!)![0];
     const key = rng.pick(PROTO_KEYS);
-    const value = rng.pick(['{ polluted: true }', '{ prototype: { polluted: 1 } }', 'polluted', '[1]', '{}', '{ handler: noop }']);
+    const value = rng.pick([
+      '{ polluted: true }',
+      '{ prototype: { polluted: 1 } }',
+      'polluted',
+      '[1]',
+      '{}',
+      '{ handler: noop }',
+    ]);
     all.splice(i, 0, `${indent}${key}: ${value}`);
     return all.join('\n');
   },
   protoTask: (text) =>
-    text.replace(/^tasks:\s*$/m, 'tasks:\n  __proto__: { handler: noop }\n  constructor: { handler: noop, depends_on: __proto__ }'),
+    text.replace(
+      /^tasks:\s*$/m,
+      'tasks:\n  __proto__: { handler: noop }\n  constructor: { handler: noop, depends_on: __proto__ }',
+    ),
   tag: (text, rng) => {
     const all = lines(text);
     const i = rng.int(all.length);
-    all[i] = all[i]!.replace(/: (\S)/, `: ${rng.pick(['!foo', '!!js/function', '!!python/object:os.system', '!<tag:x>', '!!set', '!!binary', '!!omap'])} $1`);
+    all[i] = all[i]!.replace(
+      /: (\S)/,
+      `: ${rng.pick(['!foo', '!!js/function', '!!python/object:os.system', '!<tag:x>', '!!set', '!!binary', '!!omap'])} $1`,
+    );
     return all.join('\n');
   },
   aliasBomb: (text) => `${billionLaughs()}${text}`,
-  aliasInTask: (text) => text.replace(/^tasks:\s*$/m, `tasks:\n  bomb:\n    handler: noop\n    with: &w0 { a: 1 }\n  bomb2: { handler: noop, with: [*w0, *w0, *w0, *w0, *w0, *w0, *w0, *w0] }`),
+  aliasInTask: (text) =>
+    text.replace(
+      /^tasks:\s*$/m,
+      `tasks:\n  bomb:\n    handler: noop\n    with: &w0 { a: 1 }\n  bomb2: { handler: noop, with: [*w0, *w0, *w0, *w0, *w0, *w0, *w0, *w0] }`,
+    ),
   selfAlias: (text) => `${text}\nloop: &l [*l]\n`,
   deepFlow: (text, rng) => `${text}\nx: ${'['.repeat(1000 + rng.int(10_000))}`,
   deepBlock: (text, rng) => {
@@ -103,7 +174,8 @@ const MUTATIONS: Record<string, Mutation> = {
     for (let d = 1; d <= depth; d++) out += `${' '.repeat(d)}k:\n`;
     return out;
   },
-  deepSeq: (text, rng) => `${text}\nseq:\n${Array.from({ length: 300 + rng.int(400) }, (_, i) => `${'  '.repeat(i)}- `).join('\n')}x\n`,
+  deepSeq: (text, rng) =>
+    `${text}\nseq:\n${Array.from({ length: 300 + rng.int(400) }, (_, i) => `${'  '.repeat(i)}- `).join('\n')}x\n`,
   huge: (text, rng) => `${text}\n#${'x'.repeat(MAX_PIPELINE_BYTES + rng.int(1000))}\n`,
   bigButAllowed: (text, rng) => `${text}\ndescription: "${'y'.repeat(rng.int(MAX_PIPELINE_BYTES / 2))}"\n`,
   invalidUtf8: (text, rng) => {
@@ -123,7 +195,8 @@ const MUTATIONS: Record<string, Mutation> = {
     const last = names[names.length - 1]!;
     return text.replace(new RegExp(`^ {2}${first}:(.*)$`, 'm'), `  ${first}:$1\n    depends_on: [${last}]`);
   },
-  selfDependency: (text) => text.replace(/^ {2}([A-Za-z_][\w-]*):\s*$/m, (_m, name: string) => `  ${name}:\n    depends_on: ${name}`),
+  selfDependency: (text) =>
+    text.replace(/^ {2}([A-Za-z_][\w-]*):\s*$/m, (_m, name: string) => `  ${name}:\n    depends_on: ${name}`),
   punctuation: (text, rng) => {
     const at = rng.int(text.length + 1);
     return text.slice(0, at) + rng.pick(PUNCTUATION) + text.slice(at);
@@ -146,11 +219,17 @@ const MUTATIONS: Record<string, Mutation> = {
   expression: (text, rng) => {
     const all = lines(text);
     const i = rng.int(all.length);
-    all[i] = all[i]!.replace(/: .*$/, `: "${rng.pick(['${{', '${{ }}', '${{ tasks.x.output[ }}', '${{ params.__proto__ }}', '${{ env.constructor.prototype }}', '${{ ((((((((((1)))))))))) }}', '${{ ' + '!'.repeat(5000) + 'true }}', '${{ ' + '('.repeat(3000) + '1 }}'])}"`);
+    all[i] = all[i]!.replace(
+      /: .*$/,
+      `: "${rng.pick(['${{', '${{ }}', '${{ tasks.x.output[ }}', '${{ params.__proto__ }}', '${{ env.constructor.prototype }}', '${{ ((((((((((1)))))))))) }}', '${{ ' + '!'.repeat(5000) + 'true }}', '${{ ' + '('.repeat(3000) + '1 }}'])}"`,
+    );
     return all.join('\n');
   },
   manyTasks: (text, rng) =>
-    text.replace(/^tasks:\s*$/m, `tasks:\n${Array.from({ length: 500 + rng.int(3000) }, (_, i) => `  t${i}: { handler: noop${i > 0 ? `, depends_on: t${rng.int(i)}` : ''} }`).join('\n')}`),
+    text.replace(
+      /^tasks:\s*$/m,
+      `tasks:\n${Array.from({ length: 500 + rng.int(3000) }, (_, i) => `  t${i}: { handler: noop${i > 0 ? `, depends_on: t${rng.int(i)}` : ''} }`).join('\n')}`,
+    ),
   schedule: (text, rng) =>
     `${text.replace(/^schedule:.*$/m, '')}\nschedule: { cron: "${rng.pick(['* * *', '61 * * * *', '0 0 31 2 *', '@reboot', '*/0 * * * *', '0 0 * * 8', '0 0 ? * *'])}", timezone: ${rng.pick(['Mars/Olympus', 'UTC', "''", 'Europe/Berlin'])} }\n`,
 };
@@ -161,11 +240,13 @@ function objectPrototypeSnapshot(): string[] {
 
 function checkDiagnostics(diagnostics: readonly Diagnostic[], label: string): void {
   for (const d of diagnostics) {
-    if (!/^[A-Z][A-Z0-9_]*$/.test(d.code)) throw new Error(`${label}: diagnostic without a code: ${JSON.stringify(d)}`);
+    if (!/^[A-Z][A-Z0-9_]*$/.test(d.code))
+      throw new Error(`${label}: diagnostic without a code: ${JSON.stringify(d)}`);
     if (!(Number.isInteger(d.line) && d.line >= 1 && Number.isInteger(d.column) && d.column >= 1)) {
       throw new Error(`${label}: diagnostic ${d.code} at ${d.line}:${d.column}`);
     }
-    if (typeof d.message !== 'string' || d.message === '') throw new Error(`${label}: ${d.code} has no message`);
+    if (typeof d.message !== 'string' || d.message === '')
+      throw new Error(`${label}: ${d.code} has no message`);
   }
 }
 
@@ -181,55 +262,60 @@ describe('malformed and hostile pipeline text', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
-  it(`${inputs} mutations of the valid pipelines: no throw, every problem coded and positioned`, () => {
-    const rng = seededRng('malformed-yaml');
-    const files = corpus();
-    expect(files.length).toBeGreaterThanOrEqual(5);
-    const names = Object.keys(MUTATIONS);
-    const byCode = new Map<string, number>();
-    let invalid = 0;
-    let slowest = { ms: 0, label: '' };
-    const started = performance.now();
-    for (let i = 0; i < inputs; i++) {
-      const file = rng.pick(files);
-      // One to three mutations stacked.
-      const applied: string[] = [];
-      let text = file.text;
-      for (let n = 1 + rng.int(3); n > 0; n--) {
-        const name = rng.pick(names);
-        applied.push(name);
-        text = MUTATIONS[name]!(text, rng);
+  it(
+    `${inputs} mutations of the valid pipelines: no throw, every problem coded and positioned`,
+    () => {
+      const rng = seededRng('malformed-yaml');
+      const files = corpus();
+      expect(files.length).toBeGreaterThanOrEqual(5);
+      const names = Object.keys(MUTATIONS);
+      const byCode = new Map<string, number>();
+      let invalid = 0;
+      let slowest = { ms: 0, label: '' };
+      const started = performance.now();
+      for (let i = 0; i < inputs; i++) {
+        const file = rng.pick(files);
+        // One to three mutations stacked.
+        const applied: string[] = [];
+        let text = file.text;
+        for (let n = 1 + rng.int(3); n > 0; n--) {
+          const name = rng.pick(names);
+          applied.push(name);
+          text = MUTATIONS[name]!(text, rng);
+        }
+        const label = `#${i} ${file.name} [${applied.join(', ')}] (seed ${rng.seed})`;
+        const t0 = performance.now();
+        let loaded: ReturnType<typeof loadPipelineText>;
+        try {
+          loaded = loadPipelineText(file.name, text, { registry });
+        } catch (error) {
+          throw new Error(`${label}: loadPipelineText threw: ${(error as Error).stack ?? String(error)}`);
+        }
+        const ms = performance.now() - t0;
+        if (ms > slowest.ms) slowest = { ms, label };
+        checkDiagnostics(loaded.diagnostics, label);
+        const errors = loaded.diagnostics.filter((d) => d.severity === 'error');
+        if (loaded.plan === null) {
+          if (errors.length === 0) throw new Error(`${label}: no plan, yet no error diagnostic`);
+          invalid += 1;
+          for (const e of errors) byCode.set(e.code, (byCode.get(e.code) ?? 0) + 1);
+        } else if (errors.length > 0) {
+          throw new Error(`${label}: a plan despite errors`);
+        }
+        if (({} as Record<string, unknown>).polluted !== undefined)
+          throw new Error(`${label}: Object.prototype polluted`);
       }
-      const label = `#${i} ${file.name} [${applied.join(', ')}] (seed ${rng.seed})`;
-      const t0 = performance.now();
-      let loaded: ReturnType<typeof loadPipelineText>;
-      try {
-        loaded = loadPipelineText(file.name, text, { registry });
-      } catch (error) {
-        throw new Error(`${label}: loadPipelineText threw: ${(error as Error).stack ?? String(error)}`);
-      }
-      const ms = performance.now() - t0;
-      if (ms > slowest.ms) slowest = { ms, label };
-      checkDiagnostics(loaded.diagnostics, label);
-      const errors = loaded.diagnostics.filter((d) => d.severity === 'error');
-      if (loaded.plan === null) {
-        if (errors.length === 0) throw new Error(`${label}: no plan, yet no error diagnostic`);
-        invalid += 1;
-        for (const e of errors) byCode.set(e.code, (byCode.get(e.code) ?? 0) + 1);
-      } else if (errors.length > 0) {
-        throw new Error(`${label}: a plan despite errors`);
-      }
-      if (({} as Record<string, unknown>).polluted !== undefined) throw new Error(`${label}: Object.prototype polluted`);
-    }
-    const total = Math.round(performance.now() - started);
-    console.log(
-      `[reliability] malformed-yaml: ${inputs} inputs, ${invalid} invalid, ${total} ms (slowest ${Math.round(slowest.ms)} ms: ${slowest.label}); codes ${JSON.stringify(Object.fromEntries([...byCode].sort((a, b) => b[1] - a[1])))}`,
-    );
-    // The generator must actually produce refusals of many kinds, not only one.
-    expect(invalid).toBeGreaterThan(inputs / 4);
-    expect(byCode.size).toBeGreaterThanOrEqual(8);
-    expect(objectPrototypeSnapshot()).toEqual(before);
-  }, count(30_000, 600_000));
+      const total = Math.round(performance.now() - started);
+      console.log(
+        `[reliability] malformed-yaml: ${inputs} inputs, ${invalid} invalid, ${total} ms (slowest ${Math.round(slowest.ms)} ms: ${slowest.label}); codes ${JSON.stringify(Object.fromEntries([...byCode].sort((a, b) => b[1] - a[1])))}`,
+      );
+      // The generator must actually produce refusals of many kinds, not only one.
+      expect(invalid).toBeGreaterThan(inputs / 4);
+      expect(byCode.size).toBeGreaterThanOrEqual(8);
+      expect(objectPrototypeSnapshot()).toEqual(before);
+    },
+    count(30_000, 600_000),
+  );
 
   it('an alias bomb is refused in under 100 ms, with its code and position', () => {
     for (const levels of [4, 10, 30]) {
@@ -264,7 +350,9 @@ describe('malformed and hostile pipeline text', () => {
   });
 
   it('a file over 1 MiB is refused at 1:1 as FILE_TOO_LARGE', () => {
-    const loaded = loadPipelineText('big.yaml', `name: big\n#${'x'.repeat(MAX_PIPELINE_BYTES)}\n`, { registry });
+    const loaded = loadPipelineText('big.yaml', `name: big\n#${'x'.repeat(MAX_PIPELINE_BYTES)}\n`, {
+      registry,
+    });
     expect(loaded.diagnostics.map((d) => [d.code, d.line, d.column])).toEqual([['FILE_TOO_LARGE', 1, 1]]);
   });
 
@@ -302,9 +390,19 @@ describe('malformed and hostile pipeline text', () => {
       writeFileSync(join(dir, 'bomb.yaml'), `${billionLaughs()}name: bomb\ntasks: { a: {} }\n`);
       writeFileSync(join(dir, 'deep.yaml'), `name: deep\ntasks: { a: { with: ${'['.repeat(10_000)} } }\n`);
       writeFileSync(join(dir, 'tag.yaml'), 'name: tag\ntasks:\n  a: !!js/function "function () {}"\n');
-      writeFileSync(join(dir, 'utf8.yaml'), Buffer.concat([Buffer.from('name: bad\ntasks:\n  a: { handler: "'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('" }\n')]));
+      writeFileSync(
+        join(dir, 'utf8.yaml'),
+        Buffer.concat([
+          Buffer.from('name: bad\ntasks:\n  a: { handler: "'),
+          Buffer.from([0xff, 0xfe, 0xc3]),
+          Buffer.from('" }\n'),
+        ]),
+      );
       writeFileSync(join(dir, 'big.yaml'), `name: big\n#${'x'.repeat(MAX_PIPELINE_BYTES + 10)}\n`);
-      writeFileSync(join(dir, 'cycle.yaml'), 'name: cycle\ntasks:\n  a: { handler: noop, depends_on: b }\n  b: { handler: noop, depends_on: a }\n');
+      writeFileSync(
+        join(dir, 'cycle.yaml'),
+        'name: cycle\ntasks:\n  a: { handler: noop, depends_on: b }\n  b: { handler: noop, depends_on: a }\n',
+      );
       writeFileSync(join(dir, 'proto.yaml'), 'name: proto\ntasks:\n  __proto__: { handler: noop }\n');
     });
     afterAll(() => project.cleanup());
@@ -313,8 +411,12 @@ describe('malformed and hostile pipeline text', () => {
       const result = weft(['validate', 'pipelines', '--format', 'json'], { cwd: project.dir });
       expect(result.code).toBe(1);
       expect(result.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
-      const report = JSON.parse(result.stdout) as { files: { file: string; errors: { code: string; line: number; column: number }[] }[] };
-      const byFile = Object.fromEntries(report.files.map((f) => [f.file.replace(/^.*\//, ''), f.errors.map((e) => e.code)]));
+      const report = JSON.parse(result.stdout) as {
+        files: { file: string; errors: { code: string; line: number; column: number }[] }[];
+      };
+      const byFile = Object.fromEntries(
+        report.files.map((f) => [f.file.replace(/^.*\//, ''), f.errors.map((e) => e.code)]),
+      );
       expect(byFile['bomb.yaml']).toContain('YAML_ALIAS_LIMIT');
       expect(byFile['deep.yaml']).toContain('YAML_TOO_DEEP');
       expect(byFile['tag.yaml']).toContain('YAML_TAG');

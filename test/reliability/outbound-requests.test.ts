@@ -28,7 +28,10 @@ let port: number;
 let otherPort: number;
 let hits: string[] = [];
 let otherHits = 0;
-let route: (url: string) => { status: number; headers?: Record<string, string>; body?: string } = () => ({ status: 200, body: 'ok' });
+let route: (url: string) => { status: number; headers?: Record<string, string>; body?: string } = () => ({
+  status: 200,
+  body: 'ok',
+});
 
 beforeAll(async () => {
   internal = createServer((req, res) => {
@@ -84,14 +87,54 @@ async function refused(args: HttpRequestArgs): Promise<Error> {
 describe('isRestrictedAddress', () => {
   it('refuses every internal range, in IPv4, IPv6 and the IPv6 forms that carry IPv4', () => {
     const internalAddresses = [
-      '127.0.0.1', '127.255.255.254', '0.0.0.0', '0.1.2.3', '10.0.0.1', '10.255.255.255', '172.16.0.1', '172.31.255.255',
-      '192.168.0.1', '169.254.169.254', '169.254.0.1', '100.64.0.1', '100.127.255.255', '224.0.0.1', '255.255.255.255',
-      '198.18.0.1', '::1', '::', 'fd00::1', 'fc00::1', 'fe80::1', 'fe80::1%eth0', 'ff02::1', '::ffff:127.0.0.1',
-      '::ffff:7f00:1', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '::ffff:10.0.0.1', '64:ff9b::7f00:1',
-      '64:ff9b::10.1.2.3', '::127.0.0.1', '[::1]', 'not-an-address',
+      '127.0.0.1',
+      '127.255.255.254',
+      '0.0.0.0',
+      '0.1.2.3',
+      '10.0.0.1',
+      '10.255.255.255',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.0.1',
+      '169.254.169.254',
+      '169.254.0.1',
+      '100.64.0.1',
+      '100.127.255.255',
+      '224.0.0.1',
+      '255.255.255.255',
+      '198.18.0.1',
+      '::1',
+      '::',
+      'fd00::1',
+      'fc00::1',
+      'fe80::1',
+      'fe80::1%eth0',
+      'ff02::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:169.254.169.254',
+      '::ffff:a9fe:a9fe',
+      '::ffff:10.0.0.1',
+      '64:ff9b::7f00:1',
+      '64:ff9b::10.1.2.3',
+      '::127.0.0.1',
+      '[::1]',
+      'not-an-address',
     ];
     for (const address of internalAddresses) expect(isRestrictedAddress(address), address).toBe(true);
-    const publicAddresses = ['8.8.8.8', '1.1.1.1', '93.184.216.34', '172.32.0.1', '172.15.255.255', '100.128.0.1', '169.255.0.1', '2606:4700:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '64:ff9b::808:808'];
+    const publicAddresses = [
+      '8.8.8.8',
+      '1.1.1.1',
+      '93.184.216.34',
+      '172.32.0.1',
+      '172.15.255.255',
+      '100.128.0.1',
+      '169.255.0.1',
+      '2606:4700:4700::1111',
+      '2001:4860:4860::8888',
+      '::ffff:8.8.8.8',
+      '64:ff9b::808:808',
+    ];
     for (const address of publicAddresses) expect(isRestrictedAddress(address), address).toBe(false);
   });
 
@@ -149,13 +192,23 @@ describe('http.request: internal addresses', () => {
     ];
     for (const url of urls) {
       const error = await refused({ url });
-      expect(error.message, url).toMatch(/refused: .*internal address; list the host or its network in allow_hosts/);
+      expect(error.message, url).toMatch(
+        /refused: .*internal address; list the host or its network in allow_hosts/,
+      );
     }
     expect(hits).toEqual([]);
   });
 
   it('refuses non-HTTP schemes for good', async () => {
-    for (const url of ['file:///etc/passwd', 'ftp://example.com/x', 'gopher://127.0.0.1:70/', 'data:text/plain,hi', 'javascript:alert(1)', 'ws://127.0.0.1/', 'dict://127.0.0.1:11211/']) {
+    for (const url of [
+      'file:///etc/passwd',
+      'ftp://example.com/x',
+      'gopher://127.0.0.1:70/',
+      'data:text/plain,hi',
+      'javascript:alert(1)',
+      'ws://127.0.0.1/',
+      'dict://127.0.0.1:11211/',
+    ]) {
       const error = await refused({ url });
       expect(error.message, url).toMatch(/only http: and https: URLs are allowed|not a valid URL/);
     }
@@ -171,7 +224,10 @@ describe('http.request: internal addresses', () => {
       [`http://[::ffff:127.0.0.1]:${port}/f`, ['127.0.0.1']],
     ] as const) {
       const result = await outcome({ url, allow_hosts: [...allow] });
-      expect('ok' in result ? result.ok : (result as { error: Error }).error.message, url).toMatchObject({ status: 200, body: 'ok' });
+      expect('ok' in result ? result.ok : (result as { error: Error }).error.message, url).toMatchObject({
+        status: 200,
+        body: 'ok',
+      });
     }
     expect(hits).toEqual(['GET /a', 'GET /b', 'GET /c', 'GET /d', 'GET /e', 'GET /f']);
   });
@@ -188,7 +244,10 @@ describe('http.request: internal addresses', () => {
     const fake = ((hostname: string, options: unknown, callback: (...args: unknown[]) => void) => {
       if (!(hostname in answers)) return (real as (...args: unknown[]) => void)(hostname, options, callback);
       calls.push(hostname);
-      callback(null, answers[hostname]!.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+      callback(
+        null,
+        answers[hostname]!.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+      );
     }) as typeof real;
     dnsModule.lookup = fake;
     syncBuiltinESMExports();
@@ -214,8 +273,16 @@ describe('http.request: internal addresses', () => {
   it('follows redirects only to allowed places, re-checking each one, at most 5', async () => {
     const allow = ['127.0.0.1'];
     // Allowed: a redirect inside the allowed host is followed; a 303 after a POST becomes a GET.
-    route = (url) => (url === '/start' ? { status: 303, headers: { location: '/final' } } : { status: 200, body: `at ${url}` });
-    const followed = await outcome({ url: `http://127.0.0.1:${port}/start`, method: 'POST', body: 'x', allow_hosts: allow });
+    route = (url) =>
+      url === '/start'
+        ? { status: 303, headers: { location: '/final' } }
+        : { status: 200, body: `at ${url}` };
+    const followed = await outcome({
+      url: `http://127.0.0.1:${port}/start`,
+      method: 'POST',
+      body: 'x',
+      allow_hosts: allow,
+    });
     expect('ok' in followed && followed.ok).toMatchObject({ status: 200, body: 'at /final' });
     expect(hits).toEqual(['POST /start', 'GET /final']);
 
@@ -254,7 +321,11 @@ describe('http.request: internal addresses', () => {
     route = () => ({ status: 200, body: 'ok' });
     internal.prependOnceListener('request', (req) => seen.push(`b ${req.headers.authorization ?? '-'}`));
     try {
-      const result = await outcome({ url: `http://127.0.0.1:${aPort}/`, headers: { Authorization: 'Bearer t0ken' }, allow_hosts: ['127.0.0.1'] });
+      const result = await outcome({
+        url: `http://127.0.0.1:${aPort}/`,
+        headers: { Authorization: 'Bearer t0ken' },
+        allow_hosts: ['127.0.0.1'],
+      });
       expect('ok' in result).toBe(true);
       expect(seen).toEqual(['a Bearer t0ken', 'b -']);
     } finally {
@@ -267,7 +338,11 @@ describe('http.request: internal addresses', () => {
 describe('notify.webhook: internal addresses', () => {
   it('refuses the metadata address and loopback unless allowed, then posts', async () => {
     const ctx = () => createTestContext({ pipeline: 'etl', task: 'notify' }).ctx;
-    for (const url of ['http://169.254.169.254/hook', `http://127.0.0.1:${port}/hook`, `http://[::ffff:7f00:1]:${port}/hook`]) {
+    for (const url of [
+      'http://169.254.169.254/hook',
+      `http://127.0.0.1:${port}/hook`,
+      `http://[::ffff:7f00:1]:${port}/hook`,
+    ]) {
       let error: unknown;
       try {
         await notifyWebhookHandler.run({ url }, ctx());
@@ -277,7 +352,10 @@ describe('notify.webhook: internal addresses', () => {
       expect(isNonRetryable(error), url).toBe(true);
     }
     expect(hits).toEqual([]);
-    const posted = await notifyWebhookHandler.run({ url: `http://127.0.0.1:${port}/hook`, allow_hosts: ['127.0.0.1'] }, ctx());
+    const posted = await notifyWebhookHandler.run(
+      { url: `http://127.0.0.1:${port}/hook`, allow_hosts: ['127.0.0.1'] },
+      ctx(),
+    );
     expect(posted).toEqual({ status: 200 });
     expect(hits).toEqual(['POST /hook']);
   });
@@ -286,17 +364,31 @@ describe('notify.webhook: internal addresses', () => {
     const text = JSON.stringify({
       name: 'ssrf',
       params: { url: { type: 'string' } },
-      tasks: { fetch: { handler: 'http.request', retries: 3, retry_delay: '10s', with: { url: '${{ params.url }}' } } },
+      tasks: {
+        fetch: {
+          handler: 'http.request',
+          retries: 3,
+          retry_delay: '10s',
+          with: { url: '${{ params.url }}' },
+        },
+      },
     });
     const registry = createBuiltinRegistry();
     const loaded = loadPipelineText('ssrf.yaml', text, { registry });
     expect(loaded.plan).not.toBeNull();
     const store = createMemoryStore();
-    const run = await createRun(store, { plan: loaded.plan!, params: { url: 'http://169.254.169.254/latest/meta-data/' }, trigger: 'manual', now: Date.now() });
+    const run = await createRun(store, {
+      plan: loaded.plan!,
+      params: { url: 'http://169.254.169.254/latest/meta-data/' },
+      trigger: 'manual',
+      now: Date.now(),
+    });
     const done = await executeRun(run.id, { store, registry, owner: 'test:1', env: {} });
     expect(done.state).toBe('failed');
     const [taskRun] = await store.getTaskRuns(run.id);
     expect(taskRun!.attempts).toBe(1);
-    expect(taskRun!.error!.message).toMatch(/169\.254\.169\.254 is a loopback, private, link-local or otherwise internal address/);
+    expect(taskRun!.error!.message).toMatch(
+      /169\.254\.169\.254 is a loopback, private, link-local or otherwise internal address/,
+    );
   });
 });

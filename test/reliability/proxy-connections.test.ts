@@ -12,18 +12,25 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseDocument } from 'yaml';
 import type { Plan } from '../../src/compile/plan.js';
 import { createRun } from '../../src/engine/create-run.js';
 import { executeRun } from '../../src/engine/execute-run.js';
 import { REDIS_COMMAND_TIMEOUT_MS } from '../../src/organism/connections.js';
-import { closeOrganismConnections, emitInteractions, getPool, getRedis } from '../../src/organism/index.js';
+import {
+  closeOrganismConnections,
+  emitInteractions,
+  fetchInteractions,
+  getPool,
+  getRedis,
+} from '../../src/organism/index.js';
 import { createDefaultRegistry } from '../../src/project/default-handlers.js';
 import { loadPipelineText } from '../../src/project/load-pipeline.js';
 import type { RunStore } from '../../src/store/run-store.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import {
+  createContext,
   createTestDatabase,
   deleteKeys,
   randomSuffix,
@@ -86,7 +93,9 @@ describe('tcp proxy', () => {
         echoed += chunk.toString();
         if (echoed === text) socket.end();
       });
-      socket.on('error', (error: NodeJS.ErrnoException) => done({ echoed, ended: 'error', code: error.code! }));
+      socket.on('error', (error: NodeJS.ErrnoException) =>
+        done({ echoed, ended: 'error', code: error.code! }),
+      );
       socket.on('close', () => done({ echoed, ended: 'close' }));
       socket.write(text);
     });
@@ -209,10 +218,17 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
     const pgTarget = new URL(db.url);
     redisProxy = await startTcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
     pgProxy = await startTcpProxy({ host: pgTarget.hostname, port: Number(pgTarget.port || 5432) });
-    env = { ...process.env, NO_COLOR: '1', REDIS_URL: redisProxy.url(REDIS_URL), DATABASE_URL: pgProxy.url(db.url) };
+    env = {
+      ...process.env,
+      NO_COLOR: '1',
+      REDIS_URL: redisProxy.url(REDIS_URL),
+      DATABASE_URL: pgProxy.url(db.url),
+    };
     dir = mkdtempSync(join(tmpdir(), 'weft-chaos-proxy-'));
     writeFileSync(join(dir, 'incremental-proxy.yaml'), proxyPipeline());
-    const loaded = loadPipelineText('incremental-proxy.yaml', proxyPipeline(), { registry: createDefaultRegistry() });
+    const loaded = loadPipelineText('incremental-proxy.yaml', proxyPipeline(), {
+      registry: createDefaultRegistry(),
+    });
     expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
     plan = loaded.plan!;
   });
@@ -236,7 +252,9 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
   const ledgerCount = async () =>
     (
       await pool
-        .query<{ n: number }>(`SELECT count(*)::int AS n FROM applied_stream_entries WHERE stream = $1`, [stream])
+        .query<{
+          n: number;
+        }>(`SELECT count(*)::int AS n FROM applied_stream_entries WHERE stream = $1`, [stream])
         .catch(() => ({ rows: [{ n: 0 }] }))
     ).rows[0]!.n;
 
@@ -269,14 +287,22 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
 
   // The failure modes the chaos run can only hit by chance, one at a time and on purpose.
   describe('the cached clients', () => {
+    // One proxy per service for these tests (the chaos run below has its own).
+    let pgSide: TcpProxy;
     let proxy: TcpProxy;
+    beforeAll(async () => {
+      const pgTarget = new URL(db.url);
+      pgSide = await startTcpProxy({ host: pgTarget.hostname, port: Number(pgTarget.port || 5432) });
+      const redisTarget = new URL(REDIS_URL);
+      proxy = await startTcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
+    });
     afterAll(async () => {
+      await pgSide?.close();
       await proxy?.close();
     });
 
     it('a checked-out PostgreSQL client losing its connection mid-query rejects the query, crashes nothing, and is not handed out again', async () => {
-      proxy = await startTcpProxy({ host: new URL(db.url).hostname, port: Number(new URL(db.url).port || 5432) });
-      const url = proxy.url(db.url);
+      const url = pgSide.url(db.url);
       const cached = getPool(url);
       const client = await cached.connect();
       const before = problems.length;
@@ -286,7 +312,7 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       );
       await sleep(100);
       const started = Date.now();
-      expect(proxy.cutAll()).toBe(1);
+      expect(pgSide.cutAll()).toBe(1);
       expect(await query).toMatch(/terminated|ECONNRESET/);
       expect(Date.now() - started).toBeLessThan(1000);
       // Without an 'error' listener on the checked-out client, pg's 'error' event is an uncaughtException.
@@ -296,13 +322,11 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       expect(cached.totalCount).toBe(0);
       // The next checkout is a fresh, working connection.
       expect((await cached.query<{ n: number }>('SELECT 1 AS n')).rows[0]!.n).toBe(1);
-      expect(proxy.stats.accepted).toBe(2);
+      expect(pgSide.stats.accepted).toBe(2);
     });
 
     it(`a Redis command in flight when the connection drops fails within ${REDIS_COMMAND_TIMEOUT_MS} ms, not when the server returns`, async () => {
-      await proxy?.close();
-      const target = new URL(REDIS_URL);
-      proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+      await proxy.heal();
       const client = getRedis(proxy.url(REDIS_URL));
       expect(await client.ping()).toBe('PONG');
       const started = Date.now();
@@ -317,9 +341,10 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       // hangs: each reconnect gets as far as "connected", so ioredis keeps the command to resend
       // once the server is ready again instead of failing it with the offline queue.
       await proxy.refuse(REDIS_COMMAND_TIMEOUT_MS + 4000, 'hangup');
-      // A command issued while unreachable fails after a few reconnect attempts.
+      // A command issued once the client knows it is offline fails after a few reconnect attempts.
+      await until('the client to notice', () => client.status !== 'ready');
       const issued = Date.now();
-      await expect(client.get(`${prefix}x`)).rejects.toThrow(/max retries|timed out/i);
+      await expect(client.get(`${prefix}x`)).rejects.toThrow(/max retries/i);
       expect(Date.now() - issued).toBeLessThan(2000);
       expect(await inFlight).toMatch(/timed out/i);
       expect(Date.now() - started).toBeLessThan(REDIS_COMMAND_TIMEOUT_MS + 1500);
@@ -329,13 +354,38 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       expect(problems).toEqual([]);
     }, 20_000);
 
+    it('a blocking read longer than the command timeout, cut in its middle, reconnects quietly and waits its block out', async () => {
+      await proxy.heal();
+      const errors = vi.spyOn(console, 'error');
+      try {
+        const blockMs = REDIS_COMMAND_TIMEOUT_MS + 500;
+        const started = Date.now();
+        const read = fetchInteractions(
+          { stream: `${prefix}quiet`, block: `${blockMs}ms`, redis_url: proxy.url(REDIS_URL) },
+          createContext({}),
+        );
+        await sleep(300);
+        expect(await proxy.blip()).toBeGreaterThan(0);
+        const batch = await read;
+        expect(batch.entries).toEqual([]);
+        // The block restarted on the new connection; no "Command timed out" at 5 s.
+        expect(Date.now() - started).toBeGreaterThanOrEqual(blockMs);
+        // duplicate() has no listeners of its own: ioredis would print "Unhandled error event".
+        expect(
+          errors.mock.calls.map((call) => call.join(' ')).filter((line) => /ioredis|unhandled/i.test(line)),
+        ).toEqual([]);
+      } finally {
+        errors.mockRestore();
+      }
+    }, 20_000);
+
     it('a Redis client that ended is replaced, not handed out again', async () => {
       await proxy.heal();
       const url = proxy.url(REDIS_URL);
       const first = getRedis(url);
       expect(await first.ping()).toBe('PONG');
       await first.quit();
-      expect(first.status).toBe('end');
+      await until('the client to end', () => first.status === 'end');
       const second = getRedis(url);
       expect(second).not.toBe(first);
       expect(await second.ping()).toBe('PONG');
@@ -368,11 +418,15 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       };
       const chaos = (async () => {
         await waitForProgress(0.3);
-        const mode = rng.pick(['reset', 'closed'] as const);
+        const mode = rng.pick(['reset', 'closed', 'hangup'] as const);
         const cut = redisProxy.cutAll() + pgProxy.cutAll();
         await Promise.all([redisProxy.refuse(outageMs, mode), pgProxy.refuse(outageMs, mode)]);
         events.push(`${stamp()} outage: cut ${cut} connection(s), refusing (${mode}) for ${outageMs} ms`);
-        await until('the outage to end', () => !redisProxy.isRefusing && !pgProxy.isRefusing, outageMs + 2000);
+        await until(
+          'the outage to end',
+          () => !redisProxy.isRefusing && !pgProxy.isRefusing,
+          outageMs + 2000,
+        );
         events.push(`${stamp()} healed`);
         for (let i = 0; i < blips; i++) {
           await waitForProgress(0.5 + (0.45 * i) / blips);
@@ -386,12 +440,24 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       let chaosDone = false;
       void chaos.finally(() => (chaosDone = true));
 
-      const tally: RunTally = { runs: 0, succeeded: 0, failed: 0, runRetried: 0, failedAttempts: 0, longestAttemptMs: 0 };
+      const tally: RunTally = {
+        runs: 0,
+        succeeded: 0,
+        failed: 0,
+        runRetried: 0,
+        failedAttempts: 0,
+        longestAttemptMs: 0,
+      };
       const maxRuns = Math.ceil(total / batch) * 4 + 50;
       for (;;) {
         expect(tally.runs, `no drain after ${tally.runs} runs; ${events.join('; ')}`).toBeLessThan(maxRuns);
         const { state, fetched } = await runOnce(tally);
-        if (chaosDone && state === 'succeeded' && fetched === 0 && (await pendingCount(redis, stream, 'weft')) === 0)
+        if (
+          chaosDone &&
+          state === 'succeeded' &&
+          fetched === 0 &&
+          (await pendingCount(redis, stream, 'weft')) === 0
+        )
           break;
       }
       await chaos;
@@ -420,5 +486,115 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       expect(tally.longestAttemptMs).toBeLessThan(outageMs + 12_000);
     },
     isFullTier ? 900_000 : 60_000,
+  );
+  it(
+    'a CLI run blipped in its middle exits 0 or 1 without crashing, and the next run drains the rest',
+    async () => {
+      const rng = seededRng('proxy-connections-cli');
+      const extra = count(1200, 6000);
+      await emitInteractions({
+        redis,
+        stream,
+        count: extra,
+        people: 60,
+        seed: rng.int(1_000_000),
+        start: '2024-03-18',
+        days: 7,
+      });
+      const cliStore = join(dir, 'cli.db');
+      const pipelinePath = join(dir, 'incremental-proxy.yaml');
+      const cliRun = (batchSize: number) => {
+        const child = spawn(
+          process.execPath,
+          [
+            WEFT_BIN,
+            'run',
+            pipelinePath,
+            '-p',
+            `batch_size=${batchSize}`,
+            '-p',
+            `stream=${stream}`,
+            '--format',
+            'json',
+            '--store',
+            cliStore,
+          ],
+          { cwd: ROOT, env: { ...env, WEFT_FAILPOINT: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        const exited = new Promise<{
+          code: number | null;
+          signal: NodeJS.Signals | null;
+          stdout: string;
+          stderr: string;
+        }>((done) => child.on('close', (code, signal) => done({ code, signal, stdout, stderr })));
+        return { child, exited };
+      };
+      const fetchedBy = (stdout: string) =>
+        (
+          JSON.parse(stdout) as { tasks: { task: string; output: { entries?: unknown[] } | null }[] }
+        ).tasks.find((t) => t.task === 'fetch_interactions')?.output?.entries?.length ?? null;
+
+      // The blip comes once the child opened its PostgreSQL connection (update_graph_incremental
+      // migrating, then applying), a few random milliseconds in.
+      const accepted = pgProxy.stats.accepted;
+      const first = cliRun(Math.ceil(extra * 0.6));
+      let blipped = -1;
+      let running = true;
+      void first.exited.then(() => (running = false));
+      while (running && pgProxy.stats.accepted === accepted) await sleep(2);
+      if (running) {
+        await sleep(rng.int(25));
+        blipped = (await redisProxy.blip()) + (await pgProxy.blip());
+      }
+      const outcome = await first.exited;
+      const cliRuns = createSqliteStore(cliStore, { readonly: true });
+      const blippedRun = (await cliRuns.listRuns())[0];
+      const attempts = blippedRun ? await cliRuns.getAttempts(blippedRun.id) : [];
+      await cliRuns.close();
+      const failedAttempts = attempts
+        .filter((a) => a.state !== 'succeeded')
+        .map((a) => `${a.task}#${a.attempt}`);
+      console.log(
+        `[reliability] proxy-connections cli: exit ${outcome.code}, blip cut ${blipped} connection(s), ` +
+          `run ${blippedRun?.state ?? '?'} (attempt ${blippedRun?.attempt ?? '?'}), failed attempts [${failedAttempts.join(', ')}]` +
+          (outcome.code === 0 ? '' : `\n${outcome.stderr.slice(-2000)}`),
+      );
+      expect(blipped, 'the run ended before its PostgreSQL connection was blipped').toBeGreaterThan(0);
+      expect(outcome.signal).toBeNull();
+      expect([0, 1], outcome.stderr).toContain(outcome.code);
+      expect(outcome.stderr).not.toMatch(/unhandled|uncaught/i);
+      // A stack trace is printed only for a bug in weft itself.
+      expect(outcome.stderr).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
+
+      // Undisturbed runs drain the rest (and what the blipped run left pending, if it failed).
+      const drains: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const next = await cliRun(extra).exited;
+        expect(next.code, next.stderr).toBe(0);
+        const fetched = fetchedBy(next.stdout);
+        drains.push(fetched ?? -1);
+        if (fetched === 0 && (await pendingCount(redis, stream, 'weft')) === 0) break;
+      }
+      expect(drains.at(-1), `drain runs fetched ${drains.join(', ')}`).toBe(0);
+      // The blipped run (exit 0 or 1) left at least 40 % for the runs after it.
+      expect(drains[0]).toBeGreaterThan(0);
+
+      const produced = await redis.xrange(stream, '-', '+');
+      const dead = await deadLetteredIds(redis, `${stream}:dead`);
+      const violations = [
+        ...(await graphViolations(pool, expectedGraph(produced, dead), stream)),
+        ...(await groupViolations(redis, stream, 'weft')),
+        ...sqliteStoreViolations(cliStore),
+        ...problems,
+      ];
+      expect(violations).toEqual([]);
+      expect(dead.size).toBe(0);
+      expect(produced.length).toBe(total + extra);
+    },
+    isFullTier ? 300_000 : 60_000,
   );
 });

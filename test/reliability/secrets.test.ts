@@ -25,7 +25,8 @@ import { count, seededRng, type Rng } from './tier.js';
  * webhook bodies, API responses, the dashboard's HTML, or `weft plan`.
  */
 
-const CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"\'\\/+=&%?# <>{}$!`~:;,|*()[]é€😀';
+const CHARS =
+  'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"\'\\/+=&%?# <>{}$!`~:;,|*()[]é€😀';
 
 /** A secret with characters that need escaping in JSON, URLs, HTML and shells (no newline, no NUL). */
 function generateSecret(rng: Rng): string {
@@ -37,7 +38,12 @@ function generateSecret(rng: Rng): string {
 }
 
 function htmlEscape(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
+  return text
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
 }
 
 /** What must never be found: every encoded form of every secret (and its HTML-escaped spelling). */
@@ -54,7 +60,8 @@ function leaksIn(text: string, secrets: readonly string[]): string[] {
       ['html', htmlEscape(secret)],
       ['basic-auth', Buffer.from(`user:${secret}`).toString('base64').slice(8, -4)],
     ]);
-    for (const [name, form] of forms) if (text.includes(form)) found.push(`${name} form of ${JSON.stringify(secret)}`);
+    for (const [name, form] of forms)
+      if (text.includes(form)) found.push(`${name} form of ${JSON.stringify(secret)}`);
   }
   return found;
 }
@@ -130,13 +137,19 @@ function registryFor(secrets: { token: string; password: string }): HandlerRegis
       ctx.log.warn(`url https://api.example.com/?token=${encodeURIComponent(token)}`);
       ctx.log.info(`json ${JSON.stringify({ token, password: ctx.env.DB_PASSWORD })}`);
       ctx.log.info(`basic ${Buffer.from(`user:${secrets.password}`).toString('base64')}`);
-      return { token, nested: { list: [secrets.password, Buffer.from(token).toString('base64url')] }, json: JSON.stringify({ token }) };
+      return {
+        token,
+        nested: { list: [secrets.password, Buffer.from(token).toString('base64url')] },
+        json: JSON.stringify({ token }),
+      };
     },
   };
   const throws: AnyHandler = {
     name: 'throws',
     run: (_args, ctx) => {
-      throw new Error(`request failed: ${JSON.stringify({ auth: ctx.env.API_TOKEN })} / ${encodeURIComponent(secrets.password)}`);
+      throw new Error(
+        `request failed: ${JSON.stringify({ auth: ctx.env.API_TOKEN })} / ${encodeURIComponent(secrets.password)}`,
+      );
     },
   };
   const registry = new HandlerRegistry(createBuiltinHandlers());
@@ -147,88 +160,125 @@ function registryFor(secrets: { token: string; password: string }): HandlerRegis
 
 describe('secrets never leak', () => {
   const rounds = count(2, 20);
-  it(`${rounds} runs with generated secrets: logs, store, errors, outputs, events, webhooks, API and dashboard`, async () => {
-    const rng = seededRng('secrets');
-    for (let round = 0; round < rounds; round++) {
-      const secrets = { token: generateSecret(rng), password: generateSecret(rng) };
-      const all = [secrets.token, secrets.password];
-      const env = { PATH: process.env.PATH, API_TOKEN: secrets.token, DB_PASSWORD: secrets.password };
-      const dir = mkdtempSync(join(tmpdir(), 'weft-secrets-'));
-      bodies.length = 0;
-      try {
-        const registry = registryFor(secrets);
-        const yaml = PIPELINE(receiverUrl);
-        const loaded = loadPipelineText('secretive.yaml', yaml, { registry });
-        expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-        const store = createSqliteStore(join(dir, 'weft.db'));
-        const events: EngineEvent[] = [];
-        let runId: string;
+  it(
+    `${rounds} runs with generated secrets: logs, store, errors, outputs, events, webhooks, API and dashboard`,
+    async () => {
+      const rng = seededRng('secrets');
+      for (let round = 0; round < rounds; round++) {
+        const secrets = { token: generateSecret(rng), password: generateSecret(rng) };
+        const all = [secrets.token, secrets.password];
+        const env = { PATH: process.env.PATH, API_TOKEN: secrets.token, DB_PASSWORD: secrets.password };
+        const dir = mkdtempSync(join(tmpdir(), 'weft-secrets-'));
+        bodies.length = 0;
         try {
-          const run = await createRun(store, { plan: loaded.plan!, params: {}, trigger: 'manual', now: Date.now() });
-          runId = run.id;
-          const done = await executeRun(run.id, { store, registry, owner: 'test:1', env, onEvent: (e) => events.push(e) });
-          expect(done.state).toBe('failed');
-
-          const logs = await store.getLogs(run.id);
-          const text = logs.map((l) => l.message).join('\n');
-          // Positive controls: the lines are there, masked.
-          expect(logs.filter((l) => l.message.includes(MASK)).length).toBeGreaterThanOrEqual(8);
-          expect(leaksIn(text, all)).toEqual([]);
-          const tasks = await store.getTaskRuns(run.id);
-          expect(tasks.find((t) => t.task === 'leaky')!.output).toMatchObject({ token: MASK });
-          expect(leaksIn(JSON.stringify(tasks), all)).toEqual([]);
-          const attempts = (await Promise.all(tasks.map((t) => store.getAttempts(run.id, t.task)))).flat();
-          expect(attempts.some((a) => a.error?.message.includes(MASK))).toBe(true);
-          expect(leaksIn(JSON.stringify(attempts), all)).toEqual([]);
-          expect(leaksIn(JSON.stringify(await store.getRun(run.id)), all)).toEqual([]);
-          expect(leaksIn(JSON.stringify(await store.getHooks(run.id)), all)).toEqual([]);
-          expect(leaksIn(JSON.stringify(events), all)).toEqual([]);
-
-          // Webhooks: the task's post and both failure hooks arrived, masked.
-          expect(bodies.length).toBe(3);
-          expect(bodies.join('\n')).toContain(MASK);
-          expect(leaksIn(bodies.join('\n'), all)).toEqual([]);
-
-          // The API and the dashboard.
-          const server = createHttpServer({
-            store,
-            pipelines: () => [{ file: 'secretive.yaml', name: 'secretive', plan: loaded.plan, diagnostics: [], source: yaml }],
-            env,
-            logger: { error: () => undefined },
-          });
-          const { url } = await server.listen(0, '127.0.0.1');
+          const registry = registryFor(secrets);
+          const yaml = PIPELINE(receiverUrl);
+          const loaded = loadPipelineText('secretive.yaml', yaml, { registry });
+          expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+          const store = createSqliteStore(join(dir, 'weft.db'));
+          const events: EngineEvent[] = [];
+          let runId: string;
           try {
-            for (const path of ['/api/runs', `/api/runs/${run.id}`, `/api/runs/${run.id}/logs`, '/api/pipelines', '/api/pipelines/secretive', '/', `/runs/${run.id}`, '/pipelines/secretive', '/ui/home', `/ui/runs/${run.id}`, '/metrics']) {
-              const response = await fetch(`${url}${path}`);
-              const body = await response.text();
-              expect(response.status, path).toBeLessThan(400);
-              expect(leaksIn(body, all), path).toEqual([]);
+            const run = await createRun(store, {
+              plan: loaded.plan!,
+              params: {},
+              trigger: 'manual',
+              now: Date.now(),
+            });
+            runId = run.id;
+            const done = await executeRun(run.id, {
+              store,
+              registry,
+              owner: 'test:1',
+              env,
+              onEvent: (e) => events.push(e),
+            });
+            expect(done.state).toBe('failed');
+
+            const logs = await store.getLogs(run.id);
+            const text = logs.map((l) => l.message).join('\n');
+            // Positive controls: the lines are there, masked.
+            expect(logs.filter((l) => l.message.includes(MASK)).length).toBeGreaterThanOrEqual(8);
+            expect(leaksIn(text, all)).toEqual([]);
+            const tasks = await store.getTaskRuns(run.id);
+            expect(tasks.find((t) => t.task === 'leaky')!.output).toMatchObject({ token: MASK });
+            expect(leaksIn(JSON.stringify(tasks), all)).toEqual([]);
+            const attempts = (await Promise.all(tasks.map((t) => store.getAttempts(run.id, t.task)))).flat();
+            expect(attempts.some((a) => a.error?.message.includes(MASK))).toBe(true);
+            expect(leaksIn(JSON.stringify(attempts), all)).toEqual([]);
+            expect(leaksIn(JSON.stringify(await store.getRun(run.id)), all)).toEqual([]);
+            expect(leaksIn(JSON.stringify(await store.getHooks(run.id)), all)).toEqual([]);
+            expect(leaksIn(JSON.stringify(events), all)).toEqual([]);
+
+            // Webhooks: the task's post and both failure hooks arrived, masked.
+            expect(bodies.length).toBe(3);
+            expect(bodies.join('\n')).toContain(MASK);
+            expect(leaksIn(bodies.join('\n'), all)).toEqual([]);
+
+            // The API and the dashboard.
+            const server = createHttpServer({
+              store,
+              pipelines: () => [
+                {
+                  file: 'secretive.yaml',
+                  name: 'secretive',
+                  plan: loaded.plan,
+                  diagnostics: [],
+                  source: yaml,
+                },
+              ],
+              env,
+              logger: { error: () => undefined },
+            });
+            const { url } = await server.listen(0, '127.0.0.1');
+            try {
+              for (const path of [
+                '/api/runs',
+                `/api/runs/${run.id}`,
+                `/api/runs/${run.id}/logs`,
+                '/api/pipelines',
+                '/api/pipelines/secretive',
+                '/',
+                `/runs/${run.id}`,
+                '/pipelines/secretive',
+                '/ui/home',
+                `/ui/runs/${run.id}`,
+                '/metrics',
+              ]) {
+                const response = await fetch(`${url}${path}`);
+                const body = await response.text();
+                expect(response.status, path).toBeLessThan(400);
+                expect(leaksIn(body, all), path).toEqual([]);
+              }
+            } finally {
+              await server.close();
             }
           } finally {
-            await server.close();
+            await store.close();
+          }
+
+          // Every table of the SQLite file, as text; then the raw bytes of every file it wrote.
+          const db = new Database(join(dir, 'weft.db'), { readonly: true });
+          const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
+            name: string;
+          }[];
+          let dump = '';
+          for (const { name } of tables) dump += JSON.stringify(db.prepare(`SELECT * FROM "${name}"`).all());
+          db.close();
+          expect(tables.length).toBeGreaterThanOrEqual(4);
+          expect(dump).toContain(runId);
+          expect(leaksIn(dump, all)).toEqual([]);
+          for (const file of readdirSync(dir)) {
+            const bytes = readFileSync(join(dir, file));
+            for (const secret of all) expect(bytes.includes(Buffer.from(secret)), file).toBe(false);
           }
         } finally {
-          await store.close();
+          rmSync(dir, { recursive: true, force: true });
         }
-
-        // Every table of the SQLite file, as text; then the raw bytes of every file it wrote.
-        const db = new Database(join(dir, 'weft.db'), { readonly: true });
-        const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[];
-        let dump = '';
-        for (const { name } of tables) dump += JSON.stringify(db.prepare(`SELECT * FROM "${name}"`).all());
-        db.close();
-        expect(tables.length).toBeGreaterThanOrEqual(4);
-        expect(dump).toContain(runId);
-        expect(leaksIn(dump, all)).toEqual([]);
-        for (const file of readdirSync(dir)) {
-          const bytes = readFileSync(join(dir, file));
-          for (const secret of all) expect(bytes.includes(Buffer.from(secret)), file).toBe(false);
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
       }
-    }
-  }, count(20_000, 120_000));
+    },
+    count(20_000, 120_000),
+  );
 
   it('the masker covers each encoded form, and inside longer encoded values', () => {
     const rng = seededRng('secret-forms');

@@ -25,13 +25,78 @@ let canary: string;
 
 function fragments(): string[] {
   return [
-    "'", '"', "\\'", "'\\''", '\\', ';', '|', '||', '&&', '&', '$(touch CANARY)', '`touch CANARY`',
-    '; touch CANARY', '| touch CANARY', '&& touch CANARY', "'; touch CANARY; '", '"; touch CANARY; "',
-    '\n touch CANARY\n', '\r\ntouch CANARY', '$(', ')', '${IFS}', '$HOME', '$VAR', '${PATH}', '$1', '$@',
-    '$$', '$?', '!!', '*', '?', '[a-z]', '{a,b}', '~', '~root', '-rf', '--help', '-', '--', '-n', '-e',
-    '%s', '%n', '%%', '\\n', '\t', ' ', '  ', '#', '<', '>', '>>', '2>&1', '<(touch CANARY)',
-    '>(touch CANARY)', '=', 'a=b', 'x$(touch CANARY)y', 'é', '日本語', '🙂', '\u202Etxt.exe', 'e\u0301',
-    '\u2028', '\u00A0', '\uFEFF', '\u0007', '\u001b[31m', 'ÿ', 'EOF', '<<EOF\ntouch CANARY\nEOF',
+    "'",
+    '"',
+    "\\'",
+    "'\\''",
+    '\\',
+    ';',
+    '|',
+    '||',
+    '&&',
+    '&',
+    '$(touch CANARY)',
+    '`touch CANARY`',
+    '; touch CANARY',
+    '| touch CANARY',
+    '&& touch CANARY',
+    "'; touch CANARY; '",
+    '"; touch CANARY; "',
+    '\n touch CANARY\n',
+    '\r\ntouch CANARY',
+    '$(',
+    ')',
+    '${IFS}',
+    '$HOME',
+    '$VAR',
+    '${PATH}',
+    '$1',
+    '$@',
+    '$$',
+    '$?',
+    '!!',
+    '*',
+    '?',
+    '[a-z]',
+    '{a,b}',
+    '~',
+    '~root',
+    '-rf',
+    '--help',
+    '-',
+    '--',
+    '-n',
+    '-e',
+    '%s',
+    '%n',
+    '%%',
+    '\\n',
+    '\t',
+    ' ',
+    '  ',
+    '#',
+    '<',
+    '>',
+    '>>',
+    '2>&1',
+    '<(touch CANARY)',
+    '>(touch CANARY)',
+    '=',
+    'a=b',
+    'x$(touch CANARY)y',
+    'é',
+    '日本語',
+    '🙂',
+    '\u202Etxt.exe',
+    'e\u0301',
+    '\u2028',
+    '\u00A0',
+    '\uFEFF',
+    '\u0007',
+    '\u001b[31m',
+    'ÿ',
+    'EOF',
+    '<<EOF\ntouch CANARY\nEOF',
   ];
 }
 
@@ -58,11 +123,21 @@ function pipelineFor(values: readonly string[]): string {
       },
     };
     // (b) argv: the probe writes its N-th argument to DIR/<prefix>-<id>; no shell parses the values.
-    const probe = 'd="$1"; shift; for id in ' + ids.join(' ') + '; do printf \'%s\' "$1" > "$d/a-$id"; shift; printf \'%s\' "$1" > "$d/b-$id"; shift; done';
+    const probe =
+      'd="$1"; shift; for id in ' +
+      ids.join(' ') +
+      '; do printf \'%s\' "$1" > "$d/a-$id"; shift; printf \'%s\' "$1" > "$d/b-$id"; shift; done';
     tasks[`argv_${batch}`] = {
       handler: 'shell',
       with: {
-        command: ['/bin/sh', '-c', probe, 'probe', '${{ params.dir }}', ...ids.flatMap((i) => [`\${{ params.p${i} }}`, `=\${{ params.p${i} }}`])],
+        command: [
+          '/bin/sh',
+          '-c',
+          probe,
+          'probe',
+          '${{ params.dir }}',
+          ...ids.flatMap((i) => [`\${{ params.p${i} }}`, `=\${{ params.p${i} }}`]),
+        ],
       },
     };
   }
@@ -76,46 +151,55 @@ describe('shell: hostile parameter values', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it(`${count(300, 5000)} generated values reach the probe byte for byte, in a command string and in argv`, async () => {
-    const rng = seededRng('shell-injection');
-    const n = count(300, 5000);
-    const values = Array.from({ length: n }, () => hostileValue(rng));
-    // The fixed worst cases are always among them.
-    values.splice(0, 4, `'; touch ${canary}; '`, `$(touch ${canary})`, `\`touch ${canary}\``, `-n\n-e`);
-    const loaded = loadPipelineText('injection.yaml', pipelineFor(values), { registry: createBuiltinRegistry() });
-    expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-    const store = createMemoryStore();
-    const params: Record<string, string> = { dir };
-    values.forEach((v, i) => (params[`p${i}`] = v));
-    const started = performance.now();
-    const run = await createRun(store, { plan: loaded.plan!, params, trigger: 'manual', now: Date.now() });
-    const done = await executeRun(run.id, {
-      store,
-      registry: createBuiltinRegistry(),
-      owner: 'test:1',
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, VAR: 'expanded' },
-    });
-    const ms = Math.round(performance.now() - started);
-    const tasks = await store.getTaskRuns(run.id);
-    expect(tasks.filter((t) => t.state !== 'succeeded').map((t) => [t.task, t.error?.message])).toEqual([]);
-    expect(done.state).toBe('succeeded');
-    const mismatches: string[] = [];
-    values.forEach((value, i) => {
-      const expected = Buffer.from(value, 'utf8');
-      for (const [file, want] of [
-        [`s-${i}`, expected],
-        [`a-${i}`, expected],
-        [`b-${i}`, Buffer.concat([Buffer.from('='), expected])],
-      ] as const) {
-        const path = join(dir, file);
-        const got = existsSync(path) ? readFileSync(path) : null;
-        if (!got || !got.equals(want)) mismatches.push(`${file}: want ${JSON.stringify(want.toString())} got ${got === null ? 'nothing' : JSON.stringify(got.toString())}`);
-      }
-    });
-    console.log(`[reliability] shell-injection: ${n} values x 3 forms in ${tasks.length} tasks, ${ms} ms`);
-    expect(mismatches.slice(0, 5)).toEqual([]);
-    expect(existsSync(canary)).toBe(false);
-  }, count(20_000, 300_000));
+  it(
+    `${count(300, 5000)} generated values reach the probe byte for byte, in a command string and in argv`,
+    async () => {
+      const rng = seededRng('shell-injection');
+      const n = count(300, 5000);
+      const values = Array.from({ length: n }, () => hostileValue(rng));
+      // The fixed worst cases are always among them.
+      values.splice(0, 4, `'; touch ${canary}; '`, `$(touch ${canary})`, `\`touch ${canary}\``, `-n\n-e`);
+      const loaded = loadPipelineText('injection.yaml', pipelineFor(values), {
+        registry: createBuiltinRegistry(),
+      });
+      expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      const store = createMemoryStore();
+      const params: Record<string, string> = { dir };
+      values.forEach((v, i) => (params[`p${i}`] = v));
+      const started = performance.now();
+      const run = await createRun(store, { plan: loaded.plan!, params, trigger: 'manual', now: Date.now() });
+      const done = await executeRun(run.id, {
+        store,
+        registry: createBuiltinRegistry(),
+        owner: 'test:1',
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, VAR: 'expanded' },
+      });
+      const ms = Math.round(performance.now() - started);
+      const tasks = await store.getTaskRuns(run.id);
+      expect(tasks.filter((t) => t.state !== 'succeeded').map((t) => [t.task, t.error?.message])).toEqual([]);
+      expect(done.state).toBe('succeeded');
+      const mismatches: string[] = [];
+      values.forEach((value, i) => {
+        const expected = Buffer.from(value, 'utf8');
+        for (const [file, want] of [
+          [`s-${i}`, expected],
+          [`a-${i}`, expected],
+          [`b-${i}`, Buffer.concat([Buffer.from('='), expected])],
+        ] as const) {
+          const path = join(dir, file);
+          const got = existsSync(path) ? readFileSync(path) : null;
+          if (!got || !got.equals(want))
+            mismatches.push(
+              `${file}: want ${JSON.stringify(want.toString())} got ${got === null ? 'nothing' : JSON.stringify(got.toString())}`,
+            );
+        }
+      });
+      console.log(`[reliability] shell-injection: ${n} values x 3 forms in ${tasks.length} tasks, ${ms} ms`);
+      expect(mismatches.slice(0, 5)).toEqual([]);
+      expect(existsSync(canary)).toBe(false);
+    },
+    count(20_000, 300_000),
+  );
 
   it('a value holding a NUL byte fails its task for good, runs nothing', async () => {
     const text = JSON.stringify({
@@ -128,8 +212,18 @@ describe('shell: hostile parameter values', () => {
     });
     const loaded = loadPipelineText('nul.yaml', text, { registry: createBuiltinRegistry() });
     const store = createMemoryStore();
-    const run = await createRun(store, { plan: loaded.plan!, params: { v: `a\u0000; touch ${canary}` }, trigger: 'manual', now: Date.now() });
-    const done = await executeRun(run.id, { store, registry: createBuiltinRegistry(), owner: 'test:1', env: { PATH: process.env.PATH } });
+    const run = await createRun(store, {
+      plan: loaded.plan!,
+      params: { v: `a\u0000; touch ${canary}` },
+      trigger: 'manual',
+      now: Date.now(),
+    });
+    const done = await executeRun(run.id, {
+      store,
+      registry: createBuiltinRegistry(),
+      owner: 'test:1',
+      env: { PATH: process.env.PATH },
+    });
     expect(done.state).toBe('failed');
     const tasks = await store.getTaskRuns(run.id);
     for (const t of tasks) {

@@ -26,7 +26,10 @@ export interface Rng {
  */
 export function seededRng(label: string): Rng {
   const fromEnv = process.env.WEFT_SEED;
-  const seed = fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) >>> 0 : (Date.now() ^ (Math.random() * 0x1_0000_0000)) >>> 0;
+  const seed =
+    fromEnv !== undefined && fromEnv !== ''
+      ? Number(fromEnv) >>> 0
+      : (Date.now() ^ (Math.random() * 0x1_0000_0000)) >>> 0;
   console.log(`[reliability] ${label}: seed ${seed} (replay with WEFT_SEED=${seed})`);
   let state = seed;
   const next = (): number => {

@@ -86,7 +86,11 @@ interface Window {
   to: number;
 }
 
-function check(zone: string, expr: string, windows: readonly Window[]): { fires: number; skipped: number; repeated: number } {
+function check(
+  zone: string,
+  expr: string,
+  windows: readonly Window[],
+): { fires: number; skipped: number; repeated: number } {
   const offsetAt = offsetReader(zone);
   const matches = matcher(expr);
   let total = 0;
@@ -105,7 +109,9 @@ function check(zone: string, expr: string, windows: readonly Window[]): { fires:
     }
     for (let i = 1; i < fires.length; i++) {
       if (!(fires[i]! > fires[i - 1]!)) {
-        throw new Error(`${zone} ${expr}: fire ${new Date(fires[i]!).toISOString()} does not follow ${new Date(fires[i - 1]!).toISOString()}`);
+        throw new Error(
+          `${zone} ${expr}: fire ${new Date(fires[i]!).toISOString()} does not follow ${new Date(fires[i - 1]!).toISOString()}`,
+        );
       }
     }
     const fireSet = new Set(fires);
@@ -118,14 +124,18 @@ function check(zone: string, expr: string, windows: readonly Window[]): { fires:
           if (!matches(minute, hour, weekday)) continue;
           const wall = date + hour * HOUR + minute * MINUTE;
           const offsets = new Set([offsetAt(wall - 36 * HOUR), offsetAt(wall + 36 * HOUR), offsetAt(wall)]);
-          const instants = [...offsets].map((o) => wall - o * MINUTE).filter((t) => offsetAt(t) === (wall - t) / MINUTE);
+          const instants = [...offsets]
+            .map((o) => wall - o * MINUTE)
+            .filter((t) => offsetAt(t) === (wall - t) / MINUTE);
           const unique = [...new Set(instants)];
           if (unique.length === 0) {
             // Skipped in spring: read with the offset in force before the change.
             skipped += 1;
             const shifted = wall - offsetAt(wall - 36 * HOUR) * MINUTE;
             if (!fireSet.has(shifted)) {
-              throw new Error(`${zone} ${expr}: skipped wall time ${new Date(wall).toISOString().slice(0, 16)} did not fire at ${new Date(shifted).toISOString()}`);
+              throw new Error(
+                `${zone} ${expr}: skipped wall time ${new Date(wall).toISOString().slice(0, 16)} did not fire at ${new Date(shifted).toISOString()}`,
+              );
             }
             explained.add(shifted);
             continue;
@@ -133,7 +143,9 @@ function check(zone: string, expr: string, windows: readonly Window[]): { fires:
           if (unique.length > 1) repeated += 1;
           const fired = unique.filter((t) => fireSet.has(t));
           if (fired.length !== 1) {
-            throw new Error(`${zone} ${expr}: wall time ${new Date(wall).toISOString().slice(0, 16)} fired ${fired.length} times (instants ${unique.map((t) => new Date(t).toISOString()).join(', ')})`);
+            throw new Error(
+              `${zone} ${expr}: wall time ${new Date(wall).toISOString().slice(0, 16)} fired ${fired.length} times (instants ${unique.map((t) => new Date(t).toISOString()).join(', ')})`,
+            );
           }
           explained.add(fired[0]!);
         }
@@ -160,21 +172,27 @@ function windowsFor(zone: string, expr: string): Window[] {
 
 describe('cron fire times across daylight-saving changes', () => {
   for (const zone of ZONES) {
-    it(`${zone}: every expression, two years, matches the documented rule`, () => {
-      const started = performance.now();
-      let skippedAll = 0;
-      let repeatedAll = 0;
-      for (const expr of EXPRESSIONS) {
-        const { fires, skipped, repeated } = check(zone, expr, windowsFor(zone, expr));
-        expect(fires, expr).toBeGreaterThan(0);
-        skippedAll += skipped;
-        repeatedAll += repeated;
-      }
-      // Each zone changes twice a year: the model must actually have met both kinds.
-      expect(skippedAll).toBeGreaterThan(0);
-      expect(repeatedAll).toBeGreaterThan(0);
-      console.log(`[reliability] ${zone}: ${skippedAll} skipped and ${repeatedAll} repeated wall times checked in ${Math.round(performance.now() - started)} ms`);
-    }, count(20_000, 120_000));
+    it(
+      `${zone}: every expression, two years, matches the documented rule`,
+      () => {
+        const started = performance.now();
+        let skippedAll = 0;
+        let repeatedAll = 0;
+        for (const expr of EXPRESSIONS) {
+          const { fires, skipped, repeated } = check(zone, expr, windowsFor(zone, expr));
+          expect(fires, expr).toBeGreaterThan(0);
+          skippedAll += skipped;
+          repeatedAll += repeated;
+        }
+        // Each zone changes twice a year: the model must actually have met both kinds.
+        expect(skippedAll).toBeGreaterThan(0);
+        expect(repeatedAll).toBeGreaterThan(0);
+        console.log(
+          `[reliability] ${zone}: ${skippedAll} skipped and ${repeatedAll} repeated wall times checked in ${Math.round(performance.now() - started)} ms`,
+        );
+      },
+      count(20_000, 120_000),
+    );
   }
 
   it('the rule, as documented, on known days', () => {
@@ -209,7 +227,7 @@ describe('cron fire times across daylight-saving changes', () => {
   it("a UTC schedule does not depend on the process's own TZ", () => {
     const script = [
       "import { nextFires } from './src/schedule/cron.ts';",
-      "const out = {};",
+      'const out = {};',
       "for (const expr of ['*/5 * * * *', '0 */6 * * *', '30 2 * * *', '0 0 * * 0']) {",
       "  out[expr] = nextFires(expr, new Date('2025-09-06T12:00:00Z'), 'UTC', 50).map((f) => [f.at.toISOString(), f.dstNote]);",
       '}',
@@ -236,7 +254,10 @@ describe('cron fire times across daylight-saving changes', () => {
     expect(santiago.tz).toBe('America/Santiago');
     const here: Record<string, [string, string | null][]> = {};
     for (const expr of EXPRESSIONS) {
-      here[expr] = nextFires(expr, new Date('2025-09-06T12:00:00Z'), 'UTC', 50).map((f) => [f.at.toISOString(), f.dstNote]);
+      here[expr] = nextFires(expr, new Date('2025-09-06T12:00:00Z'), 'UTC', 50).map((f) => [
+        f.at.toISOString(),
+        f.dstNote,
+      ]);
     }
     expect(santiago.out).toEqual(here);
     // And the UTC daily job is at 02:30Z every day, right across Santiago's change (2025-09-07).

@@ -19,7 +19,9 @@ import { count, seededRng } from './tier.js';
  */
 
 function registryWith(...extra: AnyHandler[]): HandlerRegistry {
-  const registry = new HandlerRegistry(createBuiltinHandlers().filter((h) => !extra.some((e) => e.name === h.name)));
+  const registry = new HandlerRegistry(
+    createBuiltinHandlers().filter((h) => !extra.some((e) => e.name === h.name)),
+  );
   for (const handler of extra) registry.register(handler);
   return registry;
 }
@@ -70,7 +72,10 @@ describe('timeouts', () => {
         }),
     };
     const registry = registryWith(stubborn);
-    const plan = planOf('name: t\ntasks:\n  a: { handler: stubborn, timeout: 300ms }\n  b: { handler: noop, depends_on: a, trigger_rule: all_done }\n', registry);
+    const plan = planOf(
+      'name: t\ntasks:\n  a: { handler: stubborn, timeout: 300ms }\n  b: { handler: noop, depends_on: a, trigger_rule: all_done }\n',
+      registry,
+    );
     const store = createMemoryStore();
     const run = await createRun(store, { plan, params: {}, trigger: 'manual', now: Date.now() });
     const t0 = performance.now();
@@ -99,7 +104,7 @@ describe('timeouts', () => {
         '    handler: shell',
         '    timeout: 400ms',
         '    with:',
-        "      command: \"trap '' TERM; sleep 30 & sleep 30 & sh -c 'trap \\\"\\\" TERM; sleep 30' & wait\"",
+        '      command: "trap \'\' TERM; sleep 30 & sleep 30 & sh -c \'trap \\"\\" TERM; sleep 30\' & wait"',
         '      kill_grace: 300ms',
         '',
       ].join('\n'),
@@ -108,7 +113,12 @@ describe('timeouts', () => {
     const store = createMemoryStore();
     const run = await createRun(store, { plan, params: {}, trigger: 'manual', now: Date.now() });
     const t0 = performance.now();
-    const done = await executeRun(run.id, { store, registry, owner: 'test:1', env: { PATH: process.env.PATH } });
+    const done = await executeRun(run.id, {
+      store,
+      registry,
+      owner: 'test:1',
+      env: { PATH: process.env.PATH },
+    });
     expect(done.state).toBe('failed');
     const [attempt] = await store.getAttempts(run.id, 'stubborn');
     expect(attempt!.state).toBe('timed_out');
@@ -119,91 +129,123 @@ describe('timeouts', () => {
     expect(liveMembers(pgid)).toEqual([]);
     // timeout 400 ms + kill_grace 300 ms + polling and scheduling slack.
     expect(total).toBeLessThan(400 + 300 + 1500);
-    console.log(`[reliability] timeouts: group ${pgid} gone ${Math.round(total)} ms after start (waited ${Math.round(waited)} ms after the run ended)`);
+    console.log(
+      `[reliability] timeouts: group ${pgid} gone ${Math.round(total)} ms after start (waited ${Math.round(waited)} ms after the run ended)`,
+    );
   });
 });
 
 describe('retries against a dependency that is down', () => {
-  it(`${count(300, 1000)} tasks: spread by jitter, never early, one on_failure hook per task that fails for good`, async () => {
-    const rng = seededRng('retries');
-    const tasks = count(300, 1000);
-    const start = Date.parse('2030-01-01T00:00:00Z');
-    const clock = new ManualClock(start);
-    // Down for 30 s: attempt 1 (t=0) and 2 (t≈10 s) fail; attempt 3 comes 20 s ±20 % after
-    // attempt 2, so some tasks meet the dependency still down (and fail for good), others not.
-    const upAt = start + 30_000;
-    const hookCalls = new Map<string, number>();
-    const dependency: AnyHandler = {
-      name: 'call_dependency',
-      run: () => {
-        if (clock.now() < upAt) throw new Error('dependency unavailable (503)');
-        return { ok: true };
-      },
-    };
-    const countHook: AnyHandler = {
-      name: 'count_hook',
-      run: (_args, ctx) => {
-        const task = ctx.hook?.task ?? '?';
-        hookCalls.set(task, (hookCalls.get(task) ?? 0) + 1);
-      },
-    };
-    const registry = registryWith(dependency, countHook);
-    const lines = ['name: herd', `concurrency: ${tasks}`, 'defaults:', '  retries: 2', '  retry_delay: 10s', '  backoff: exponential', '  jitter: true', '  on_failure: [count_hook]', 'tasks:'];
-    for (let i = 0; i < tasks; i++) lines.push(`  t${i}: { handler: call_dependency }`);
-    const plan = planOf(lines.join('\n') + '\n', registry);
-    const store = createMemoryStore();
-    const run = await createRun(store, { plan, params: {}, trigger: 'manual', now: start });
-    let finished: RunRecord | undefined;
-    const execution = executeRun(run.id, { store, registry, owner: 'test:1', env: {}, clock, random: () => rng.next(), heartbeatMs: 60_000, cancelPollMs: 60_000 }).then((r) => {
-      finished = r;
-    });
-    const t0 = performance.now();
-    // Time moves only once the engine has settled: every write done, every retry parked on the clock.
-    for (let step = 0; finished === undefined && step < 4000; step++) {
-      await flushMicrotasks(30);
-      await clock.advance(250);
-    }
-    await execution;
-    expect(finished!.state).toBe('failed');
+  it(
+    `${count(300, 1000)} tasks: spread by jitter, never early, one on_failure hook per task that fails for good`,
+    async () => {
+      const rng = seededRng('retries');
+      const tasks = count(300, 1000);
+      const start = Date.parse('2030-01-01T00:00:00Z');
+      const clock = new ManualClock(start);
+      // Down for 30 s: attempt 1 (t=0) and 2 (t≈10 s) fail; attempt 3 comes 20 s ±20 % after
+      // attempt 2, so some tasks meet the dependency still down (and fail for good), others not.
+      const upAt = start + 30_000;
+      const hookCalls = new Map<string, number>();
+      const dependency: AnyHandler = {
+        name: 'call_dependency',
+        run: () => {
+          if (clock.now() < upAt) throw new Error('dependency unavailable (503)');
+          return { ok: true };
+        },
+      };
+      const countHook: AnyHandler = {
+        name: 'count_hook',
+        run: (_args, ctx) => {
+          const task = ctx.hook?.task ?? '?';
+          hookCalls.set(task, (hookCalls.get(task) ?? 0) + 1);
+        },
+      };
+      const registry = registryWith(dependency, countHook);
+      const lines = [
+        'name: herd',
+        `concurrency: ${tasks}`,
+        'defaults:',
+        '  retries: 2',
+        '  retry_delay: 10s',
+        '  backoff: exponential',
+        '  jitter: true',
+        '  on_failure: [count_hook]',
+        'tasks:',
+      ];
+      for (let i = 0; i < tasks; i++) lines.push(`  t${i}: { handler: call_dependency }`);
+      const plan = planOf(lines.join('\n') + '\n', registry);
+      const store = createMemoryStore();
+      const run = await createRun(store, { plan, params: {}, trigger: 'manual', now: start });
+      let finished: RunRecord | undefined;
+      const execution = executeRun(run.id, {
+        store,
+        registry,
+        owner: 'test:1',
+        env: {},
+        clock,
+        random: () => rng.next(),
+        heartbeatMs: 60_000,
+        cancelPollMs: 60_000,
+      }).then((r) => {
+        finished = r;
+      });
+      const t0 = performance.now();
+      // Time moves only once the engine has settled: every write done, every retry parked on the clock.
+      for (let step = 0; finished === undefined && step < 4000; step++) {
+        await flushMicrotasks(30);
+        await clock.advance(250);
+      }
+      await execution;
+      expect(finished!.state).toBe('failed');
 
-    const taskRuns = await store.getTaskRuns(run.id);
-    const retryStarts: number[] = [];
-    const problems: string[] = [];
-    let failedForGood = 0;
-    for (const taskRun of taskRuns) {
-      const attempts = await store.getAttempts(run.id, taskRun.task);
-      for (let k = 1; k < attempts.length; k++) {
-        const previous = attempts[k - 1]!;
-        const attempt = attempts[k]!;
-        const nominal = 10_000 * 2 ** (k - 1);
-        const gap = Date.parse(attempt.startedAt) - Date.parse(previous.finishedAt!);
-        if (gap < nominal * 0.8 || gap > nominal * 1.2 + 1000) problems.push(`${taskRun.task} attempt ${k + 1}: gap ${gap} ms, nominal ${nominal}`);
-        // nextAttemptAt honoured: the attempt did not start before the delay it recorded.
-        if (gap < attempt.delayMs) problems.push(`${taskRun.task} attempt ${k + 1}: started ${gap} ms after, delay ${attempt.delayMs}`);
-        if (k === 1) retryStarts.push(Date.parse(attempt.startedAt));
+      const taskRuns = await store.getTaskRuns(run.id);
+      const retryStarts: number[] = [];
+      const problems: string[] = [];
+      let failedForGood = 0;
+      for (const taskRun of taskRuns) {
+        const attempts = await store.getAttempts(run.id, taskRun.task);
+        for (let k = 1; k < attempts.length; k++) {
+          const previous = attempts[k - 1]!;
+          const attempt = attempts[k]!;
+          const nominal = 10_000 * 2 ** (k - 1);
+          const gap = Date.parse(attempt.startedAt) - Date.parse(previous.finishedAt!);
+          if (gap < nominal * 0.8 || gap > nominal * 1.2 + 1000)
+            problems.push(`${taskRun.task} attempt ${k + 1}: gap ${gap} ms, nominal ${nominal}`);
+          // nextAttemptAt honoured: the attempt did not start before the delay it recorded.
+          if (gap < attempt.delayMs)
+            problems.push(
+              `${taskRun.task} attempt ${k + 1}: started ${gap} ms after, delay ${attempt.delayMs}`,
+            );
+          if (k === 1) retryStarts.push(Date.parse(attempt.startedAt));
+        }
+        const calls = hookCalls.get(taskRun.task) ?? 0;
+        if (taskRun.state === 'failed') {
+          failedForGood += 1;
+          if (attempts.length !== 3)
+            problems.push(`${taskRun.task}: failed after ${attempts.length} attempts`);
+          if (calls !== 1) problems.push(`${taskRun.task}: failed, on_failure ran ${calls} times`);
+        } else {
+          if (taskRun.state !== 'succeeded') problems.push(`${taskRun.task}: ${taskRun.state}`);
+          if (calls !== 0) problems.push(`${taskRun.task}: succeeded, on_failure ran ${calls} times`);
+        }
       }
-      const calls = hookCalls.get(taskRun.task) ?? 0;
-      if (taskRun.state === 'failed') {
-        failedForGood += 1;
-        if (attempts.length !== 3) problems.push(`${taskRun.task}: failed after ${attempts.length} attempts`);
-        if (calls !== 1) problems.push(`${taskRun.task}: failed, on_failure ran ${calls} times`);
-      } else {
-        if (taskRun.state !== 'succeeded') problems.push(`${taskRun.task}: ${taskRun.state}`);
-        if (calls !== 0) problems.push(`${taskRun.task}: succeeded, on_failure ran ${calls} times`);
-      }
-    }
-    expect(problems.slice(0, 10)).toEqual([]);
-    // Both outcomes happened, so the hook count was tested both ways.
-    expect(failedForGood).toBeGreaterThan(0);
-    expect(failedForGood).toBeLessThan(tasks);
-    // No lockstep: the second attempts are spread over the ±20 % window around 10 s.
-    expect(retryStarts).toHaveLength(tasks);
-    const distinct = new Set(retryStarts).size;
-    const spread = Math.max(...retryStarts) - Math.min(...retryStarts);
-    expect(distinct).toBeGreaterThan(tasks * 0.8);
-    expect(spread).toBeGreaterThan(4000 * 0.9);
-    expect(Math.min(...retryStarts) - start).toBeGreaterThanOrEqual(8000);
-    expect(Math.max(...retryStarts) - start).toBeLessThanOrEqual(12_000 + 1000);
-    console.log(`[reliability] retries: ${tasks} tasks, ${distinct} distinct retry instants over ${spread} ms, ${failedForGood} failed for good (one hook each), ${Math.round(performance.now() - t0)} ms`);
-  }, count(20_000, 120_000));
+      expect(problems.slice(0, 10)).toEqual([]);
+      // Both outcomes happened, so the hook count was tested both ways.
+      expect(failedForGood).toBeGreaterThan(0);
+      expect(failedForGood).toBeLessThan(tasks);
+      // No lockstep: the second attempts are spread over the ±20 % window around 10 s.
+      expect(retryStarts).toHaveLength(tasks);
+      const distinct = new Set(retryStarts).size;
+      const spread = Math.max(...retryStarts) - Math.min(...retryStarts);
+      expect(distinct).toBeGreaterThan(tasks * 0.8);
+      expect(spread).toBeGreaterThan(4000 * 0.9);
+      expect(Math.min(...retryStarts) - start).toBeGreaterThanOrEqual(8000);
+      expect(Math.max(...retryStarts) - start).toBeLessThanOrEqual(12_000 + 1000);
+      console.log(
+        `[reliability] retries: ${tasks} tasks, ${distinct} distinct retry instants over ${spread} ms, ${failedForGood} failed for good (one hook each), ${Math.round(performance.now() - t0)} ms`,
+      );
+    },
+    count(20_000, 120_000),
+  );
 });

@@ -48,7 +48,8 @@ export interface TestDatabase {
 /** Call at the top of a test file: registers beforeAll/afterAll for its database. */
 export async function useTestDatabase(file: string): Promise<TestDatabase> {
   const available = (await postgresUp()) || Boolean(process.env.CI);
-  if (!available) console.warn(`SKIPPED ${file}: PostgreSQL (${ADMIN_URL}) unreachable (set CI=1 to fail instead)`);
+  if (!available)
+    console.warn(`SKIPPED ${file}: PostgreSQL (${ADMIN_URL}) unreachable (set CI=1 to fail instead)`);
   let name = '';
   let url = '';
   const closers: (() => Promise<void>)[] = [];
@@ -78,12 +79,17 @@ export async function useTestDatabase(file: string): Promise<TestDatabase> {
       closers.push(() => queue.close());
       return queue;
     },
-    query: async (text, values = []) => admin(async (c) => (await c.query(text, values)).rows, url),
+    query: async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
+      admin(async (c) => (await c.query<R>(text, values)).rows, url),
   };
 }
 
 /** Waits until `check` returns a value (not undefined/false), polling; fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

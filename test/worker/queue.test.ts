@@ -71,7 +71,11 @@ async function setup(): Promise<void> {
   queue ??= await db.openQueue({ random: () => 0.5 });
 }
 
-async function startWorkers(n: number, registry: HandlerRegistry, options: { concurrency?: number; leaseMs?: number } = {}): Promise<Worker[]> {
+async function startWorkers(
+  n: number,
+  registry: HandlerRegistry,
+  options: { concurrency?: number; leaseMs?: number } = {},
+): Promise<Worker[]> {
   const started: Worker[] = [];
   for (let i = 0; i < n; i++) {
     const worker = createWorker({
@@ -170,7 +174,10 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     });
     expect(calls.get(`${run.id}/hook:task_failure`)).toBe(1);
     expect(calls.get(`${run.id}/hook:run_failure`)).toBe(1);
-    const left = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM queue_tasks WHERE run_id = $1', [run.id]);
+    const left = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM queue_tasks WHERE run_id = $1',
+      [run.id],
+    );
     expect(left[0]?.n).toBe(0);
   });
 
@@ -179,7 +186,12 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     const calls = new Map<string, number>();
     await startWorkers(1, countingRegistry(calls));
     const run = await enqueue(
-      plan({ name: 'retry-run', tasks: [ok('a'), task('f', { handler: 'fatal', deps: ['a'], retries: 3 })], retries: 1, retry: { delayMs: 50 } }),
+      plan({
+        name: 'retry-run',
+        tasks: [ok('a'), task('f', { handler: 'fatal', deps: ['a'], retries: 3 })],
+        retries: 1,
+        retry: { delayMs: 50 },
+      }),
     );
     const done = await finished(run.id);
     expect(done.state).toBe('failed');
@@ -193,8 +205,10 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     await setup();
     const calls = new Map<string, number>();
     const [worker] = await startWorkers(1, countingRegistry(calls), { leaseMs: 600 });
-    const run = await enqueue(plan({ name: 'cancel-me', tasks: [task('h', { handler: 'hang' }), ok('next', ['h']), ok('other')] }));
-    await waitFor(async () => (calls.get(`${run.id}/h`) ? true : undefined));
+    const run = await enqueue(
+      plan({ name: 'cancel-me', tasks: [task('h', { handler: 'hang' }), ok('next', ['h']), ok('other')] }),
+    );
+    await waitFor(() => Promise.resolve(calls.get(`${run.id}/h`) ? true : undefined));
     await requestCancel(store, run.id);
     const done = await finished(run.id);
     expect(done.state).toBe('cancelled');
@@ -217,17 +231,34 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     expect(second?.task).toBe('a');
     expect(second?.attempt).toBe(2);
     expect(
-      (await queue.complete('alive', [{ runId: run.id, task: 'a', lease: second!.lease, attempt: 2, kind: 'succeeded', output: 'new' }]))
-        .recorded,
+      (
+        await queue.complete('alive', [
+          { runId: run.id, task: 'a', lease: second!.lease, attempt: 2, kind: 'succeeded', output: 'new' },
+        ])
+      ).recorded,
     ).toEqual([true]);
     // The ghost comes back with a late result: rejected, nothing changes.
     expect(
-      (await queue.complete('ghost', [{ runId: run.id, task: 'a', lease: first!.lease, attempt: 1, kind: 'succeeded', output: 'stale' }]))
-        .recorded,
+      (
+        await queue.complete('ghost', [
+          { runId: run.id, task: 'a', lease: first!.lease, attempt: 1, kind: 'succeeded', output: 'stale' },
+        ])
+      ).recorded,
     ).toEqual([false]);
     const late = await queue.complete(
       'ghost',
-      [{ runId: run.id, task: 'a', lease: first!.lease, attempt: 1, kind: 'failed', state: 'failed', error: { code: 'HANDLER_FAILED', message: 'x' }, retryable: false }],
+      [
+        {
+          runId: run.id,
+          task: 'a',
+          lease: first!.lease,
+          attempt: 1,
+          kind: 'failed',
+          state: 'failed',
+          error: { code: 'HANDLER_FAILED', message: 'x' },
+          retryable: false,
+        },
+      ],
       { queues: ['default'], limit: 5, leaseMs: 10_000 },
     );
     expect(late.recorded).toEqual([false]);
@@ -245,7 +276,9 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     // b became ready in the same transaction that recorded a.
     expect(b?.task).toBe('b');
     expect(b?.attempt).toBe(1);
-    await queue.complete('ghost', [{ runId: run.id, task: 'b', lease: b!.lease, attempt: 1, kind: 'succeeded', output: null }]);
+    await queue.complete('ghost', [
+      { runId: run.id, task: 'b', lease: b!.lease, attempt: 1, kind: 'succeeded', output: null },
+    ]);
     expect((await store.getRun(run.id))?.state).toBe('succeeded');
   });
 
@@ -274,7 +307,14 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     await setup();
     const calls = new Map<string, number>();
     await startWorkers(4, countingRegistry(calls), { concurrency: 64 });
-    const tasks = [ok('root'), ...Array.from({ length: 10_000 }, (_, i) => ok(`t${i}`, ['root'], { with: null })), ok('join', Array.from({ length: 10_000 }, (_, i) => `t${i}`))];
+    const tasks = [
+      ok('root'),
+      ...Array.from({ length: 10_000 }, (_, i) => ok(`t${i}`, ['root'], { with: null })),
+      ok(
+        'join',
+        Array.from({ length: 10_000 }, (_, i) => `t${i}`),
+      ),
+    ];
     const started = Date.now();
     const run = await enqueue(plan({ name: 'fanout', tasks }));
     const done = await finished(run.id, 40_000);
@@ -283,6 +323,8 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     const mine = [...calls.entries()].filter(([key]) => key.startsWith(`${run.id}/`));
     expect(mine.length).toBe(10_002);
     expect(mine.filter(([, n]) => n !== 1)).toEqual([]);
-    console.log(`10,002 tasks on 4 workers in ${elapsed} ms (${Math.round(10_002 / (elapsed / 1000))} tasks/s)`);
+    console.log(
+      `10,002 tasks on 4 workers in ${elapsed} ms (${Math.round(10_002 / (elapsed / 1000))} tasks/s)`,
+    );
   }, 60_000);
 });

@@ -41,9 +41,11 @@ function formatEvent(event: WorkerEvent, format: 'text' | 'json'): string {
  */
 export async function workerCommand(ctx: CliContext, options: WorkerCommandOptions): Promise<number> {
   const leaseMs = parseDuration(options.lease);
-  if (leaseMs === null || leaseMs < 100) throw new UsageError(`--lease expects a duration of 100ms or more, got "${options.lease}"`);
+  if (leaseMs === null || leaseMs < 100)
+    throw new UsageError(`--lease expects a duration of 100ms or more, got "${options.lease}"`);
   const graceMs = parseDuration(options.grace);
-  if (graceMs === null) throw new UsageError(`--grace expects a duration such as 30s, got "${options.grace}"`);
+  if (graceMs === null)
+    throw new UsageError(`--grace expects a duration such as 30s, got "${options.grace}"`);
   const concurrency = parsePositiveInt('--concurrency', options.concurrency);
   const { config } = await ctx.config();
   const spec = ctx.options.store ?? ctx.io.env.WEFT_STORE ?? config.store;

@@ -118,7 +118,9 @@ export async function sendRequest(options: SendOptions): Promise<SentResponse> {
       throw new NonRetryableError(`${options.label}: redirected to an invalid URL`);
     }
     if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new NonRetryableError(`${options.label}: redirected to a ${next.protocol} URL; only http: and https: are followed`);
+      throw new NonRetryableError(
+        `${options.label}: redirected to a ${next.protocol} URL; only http: and https: are followed`,
+      );
     }
     // As browsers and fetch do: 303 (and 301/302 after a POST) become a GET without a body.
     if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
@@ -140,7 +142,11 @@ export async function sendRequest(options: SendOptions): Promise<SentResponse> {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  error: NodeJS.ErrnoException | null,
+  address: string | LookupAddress[],
+  family?: number,
+) => void;
 
 function requestOnce(
   url: URL,
@@ -158,22 +164,31 @@ function requestOnce(
     return Promise.reject(refusedAddressError(label, host, host));
   }
   const lookup = (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
-    dnsLookup(hostname, { all: true, family: options.family ?? 0, hints: options.hints ?? 0 }, (error, addresses) => {
-      if (error) return callback(error, []);
-      // Every address is checked, not only the first: the socket may try any of them.
-      const refused = hostAllowed ? undefined : addresses.find((a) => !policy.isAddressAllowed(a.address));
-      if (refused) {
-        const refusal = refusedAddressError(label, hostname, refused.address);
-        onRefused(refusal);
-        return callback(Object.assign(new Error(refusal.message), { code: 'EADDRREFUSED' }), []);
-      }
-      if (options.all) return callback(null, addresses);
-      const first = addresses[0];
-      if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
-      callback(null, first.address, first.family);
-    });
+    dnsLookup(
+      hostname,
+      { all: true, family: options.family ?? 0, hints: options.hints ?? 0 },
+      (error, addresses) => {
+        if (error) return callback(error, []);
+        // Every address is checked, not only the first: the socket may try any of them.
+        const refused = hostAllowed ? undefined : addresses.find((a) => !policy.isAddressAllowed(a.address));
+        if (refused) {
+          const refusal = refusedAddressError(label, hostname, refused.address);
+          onRefused(refusal);
+          return callback(Object.assign(new Error(refusal.message), { code: 'EADDRREFUSED' }), []);
+        }
+        if (options.all) return callback(null, addresses);
+        const first = addresses[0];
+        if (!first)
+          return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+        callback(null, first.address, first.family);
+      },
+    );
   };
-  const outgoing: Record<string, string> = { 'user-agent': 'weft', accept: '*/*', 'accept-encoding': 'gzip, deflate, br' };
+  const outgoing: Record<string, string> = {
+    'user-agent': 'weft',
+    accept: '*/*',
+    'accept-encoding': 'gzip, deflate, br',
+  };
   for (const [name, value] of Object.entries(headers)) {
     for (const key of Object.keys(outgoing)) if (key === name.toLowerCase()) delete outgoing[key];
     outgoing[name] = value;
@@ -190,7 +205,9 @@ function requestOnce(
       (response) => {
         const chunks: Buffer[] = [];
         let size = 0;
-        const encoding = String(response.headers['content-encoding'] ?? '').trim().toLowerCase();
+        const encoding = String(response.headers['content-encoding'] ?? '')
+          .trim()
+          .toLowerCase();
         const decoded =
           encoding === 'gzip' || encoding === 'x-gzip'
             ? response.pipe(createGunzip())
@@ -202,7 +219,9 @@ function requestOnce(
         decoded.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > MAX_RESPONSE_BYTES) {
-            reject(new NonRetryableError(`${label}: the response is larger than ${MAX_RESPONSE_BYTES} bytes`));
+            reject(
+              new NonRetryableError(`${label}: the response is larger than ${MAX_RESPONSE_BYTES} bytes`),
+            );
             request.destroy();
             return;
           }
@@ -222,7 +241,12 @@ function requestOnce(
           }
           const status = response.statusCode ?? 0;
           resolve({
-            response: { status, statusText: response.statusMessage ?? '', ok: status >= 200 && status < 300, headers: received },
+            response: {
+              status,
+              statusText: response.statusMessage ?? '',
+              ok: status >= 200 && status < 300,
+              headers: received,
+            },
             text: method === 'HEAD' ? '' : Buffer.concat(chunks).toString('utf8'),
             location: typeof response.headers.location === 'string' ? response.headers.location : null,
           });
@@ -243,7 +267,11 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 /** The error for a refused status: a NonRetryableError unless isRetryableStatus. */
-export function statusError(label: string, response: Pick<ReceivedResponse, 'status' | 'statusText'>, bodyText: string): Error {
+export function statusError(
+  label: string,
+  response: Pick<ReceivedResponse, 'status' | 'statusText'>,
+  bodyText: string,
+): Error {
   const snippet = oneLine(bodyText, 300);
   const message = `${label} answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}${
     snippet ? `: ${snippet}` : ''

@@ -183,7 +183,12 @@ function maskStrings<T extends JsonValue>(value: T, mask: ((text: string) => str
   if (value !== null && typeof value === 'object') {
     const out: JsonObject = {};
     for (const [key, item] of Object.entries(value)) {
-      Object.defineProperty(out, key, { value: maskStrings(item, mask), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, {
+        value: maskStrings(item, mask),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out as T;
   }

@@ -102,11 +102,17 @@ export interface OutboundPolicy {
  * A host allowed by name may resolve to any address; otherwise every address must be public or
  * inside an allowed address or CIDR. A malformed entry fails for good.
  */
-export function createOutboundPolicy(allowHosts: readonly string[] = [], argName = 'allow_hosts'): OutboundPolicy {
+export function createOutboundPolicy(
+  allowHosts: readonly string[] = [],
+  argName = 'allow_hosts',
+): OutboundPolicy {
   const names = new Set<string>();
   const allowed = new BlockList();
   for (const raw of allowHosts) {
-    const entry = raw.trim().toLowerCase().replace(/^\[|\]$/g, '');
+    const entry = raw
+      .trim()
+      .toLowerCase()
+      .replace(/^\[|\]$/g, '');
     const slash = entry.indexOf('/');
     if (slash !== -1) {
       const network = entry.slice(0, slash);
@@ -135,7 +141,13 @@ export function createOutboundPolicy(allowHosts: readonly string[] = [], argName
     return v4 !== null && allowed.check(v4, 'ipv4');
   };
   return {
-    isHostAllowed: (hostname) => names.has(hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '')),
+    isHostAllowed: (hostname) =>
+      names.has(
+        hostname
+          .toLowerCase()
+          .replace(/^\[|\]$/g, '')
+          .replace(/\.$/, ''),
+      ),
     isAddressAllowed: (address) => !isRestrictedAddress(address) || allowedAddress(address),
   };
 }

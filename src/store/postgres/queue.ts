@@ -1,7 +1,13 @@
 import pg from 'pg';
 import type { Plan } from '../../compile/plan.js';
 import type { JsonValue } from '../../core/json.js';
-import { assertRunTransition, isRunFinished, type AttemptState, type RunState, type TaskState } from '../../core/states.js';
+import {
+  assertRunTransition,
+  isRunFinished,
+  type AttemptState,
+  type RunState,
+  type TaskState,
+} from '../../core/states.js';
 import { WeftError, type ErrorInfo } from '../../errors.js';
 import {
   advanceTasks,
@@ -163,8 +169,13 @@ interface RunUpdate {
 
 /** Everything one transaction writes, gathered across runs and written with bulk statements. */
 class WriteSet {
-  readonly attemptEnds: { runId: string; task: string; attempt: number; state: AttemptState; error: ErrorInfo | null }[] =
-    [];
+  readonly attemptEnds: {
+    runId: string;
+    task: string;
+    attempt: number;
+    state: AttemptState;
+    error: ErrorInfo | null;
+  }[] = [];
   readonly taskChanges = new Map<string, { runId: string; change: TaskChange }>();
   readonly queueOps = new Map<string, { runId: string; task: string; op: QueueOp }>();
   readonly hooks: HookRecord[] = [];
@@ -208,7 +219,10 @@ class WriteSet {
  * Taking a run (startRun) does wait for the flush: nothing else would ever come back for a run
  * left `queued`. Store writes (logs, runs created) keep the RunStore's durability.
  */
-export async function createPostgresTaskQueue(url: string, options: PostgresQueueOptions = {}): Promise<TaskQueue> {
+export async function createPostgresTaskQueue(
+  url: string,
+  options: PostgresQueueOptions = {},
+): Promise<TaskQueue> {
   const location = redactUrl(url);
   const pool = createStorePool(url, {
     ...(options.schema !== undefined ? { schema: options.schema } : {}),
@@ -222,7 +236,10 @@ export async function createPostgresTaskQueue(url: string, options: PostgresQueu
   }
   try {
     if (options.migrate ?? true) {
-      await migratePostgres(pool, { location, ...(options.schema !== undefined ? { schema: options.schema } : {}) });
+      await migratePostgres(pool, {
+        location,
+        ...(options.schema !== undefined ? { schema: options.schema } : {}),
+      });
     }
   } catch (error) {
     await pool.end().catch(() => undefined);
@@ -299,7 +316,8 @@ class PostgresTaskQueue implements TaskQueue {
     if (!plan) {
       const rows = await client.query<{ plan: string }>('SELECT plan FROM plans WHERE hash = $1', [hash]);
       const text = rows.rows[0]?.plan;
-      if (text === undefined) throw new WeftError('STORE_FAILED', `${this.location}: plan ${hash} is missing`);
+      if (text === undefined)
+        throw new WeftError('STORE_FAILED', `${this.location}: plan ${hash} is missing`);
       plan = parsePlan(text);
       if (this.#plans.size > 32) this.#plans.delete(this.#plans.keys().next().value!);
       this.#plans.set(hash, plan);
@@ -327,14 +345,14 @@ class PostgresTaskQueue implements TaskQueue {
       const plan = await this.#plan(client, row.plan_hash);
       const now = Date.parse(row.now);
       const byTask = new Map(
-        (await client.query<{ task: string; state: string }>(prepared(sql.TASK_STATES_SQL, [runId]))).rows.map((r) => [
-          r.task,
-          r.state as TaskState,
-        ]),
+        (
+          await client.query<{ task: string; state: string }>(prepared(sql.TASK_STATES_SQL, [runId]))
+        ).rows.map((r) => [r.task, r.state as TaskState]),
       );
       const taskStates = plan.order.map((name) => {
         const state = byTask.get(name);
-        if (state === undefined) throw new WeftError('INTERNAL', `run ${runId} has no task run for "${name}"`);
+        if (state === undefined)
+          throw new WeftError('INTERNAL', `run ${runId} has no task run for "${name}"`);
         return state;
       });
       // Whatever an earlier execution of this run left in the queue is void now.
@@ -354,12 +372,25 @@ class PostgresTaskQueue implements TaskQueue {
       let states = started.states;
       let closed = false;
       if (started.complete) {
-        const result = await this.#finishRun(client, writes, plan, { ...run, pipeline: row.pipeline, createdAt: row.created_at }, states, now, new Map());
+        const result = await this.#finishRun(
+          client,
+          writes,
+          plan,
+          { ...run, pipeline: row.pipeline, createdAt: row.created_at },
+          states,
+          now,
+          new Map(),
+        );
         states = result.states;
         closed = result.closed;
       }
       if (!closed) {
-        writes.queueRuns.push({ runId, states: encodeStates(states), firstAttempt: row.attempt, cancelSeen: false });
+        writes.queueRuns.push({
+          runId,
+          states: encodeStates(states),
+          firstAttempt: row.attempt,
+          cancelSeen: false,
+        });
       }
       await client.query(prepared(sql.QUEUE_PENDING_HOOKS_SQL, [runId]));
       writes.wakeHooks = true;
@@ -371,7 +402,12 @@ class PostgresTaskQueue implements TaskQueue {
 
   // ---- claims -----------------------------------------------------------------------------------
 
-  async claim(workerId: string, queues: readonly string[], limit: number, leaseMs: number): Promise<ClaimedTask[]> {
+  async claim(
+    workerId: string,
+    queues: readonly string[],
+    limit: number,
+    leaseMs: number,
+  ): Promise<ClaimedTask[]> {
     if (this.#closed) throw new WeftError('STORE_FAILED', `the queue ${this.location} is closed`);
     try {
       return await this.#claimIn(this.#pool, { workerId, queues, limit, leaseMs });
@@ -391,10 +427,12 @@ class PostgresTaskQueue implements TaskQueue {
   }
 
   async renewLeases(workerId: string, leaseMs: number): Promise<LeaseRenewal> {
-    const rows = await this.#query<{ run_id: string; task: string; lease_id: number; cancel_requested: boolean }>(
-      sql.RENEW_SQL,
-      [workerId, Math.max(1, Math.floor(leaseMs))],
-    );
+    const rows = await this.#query<{
+      run_id: string;
+      task: string;
+      lease_id: number;
+      cancel_requested: boolean;
+    }>(sql.RENEW_SQL, [workerId, Math.max(1, Math.floor(leaseMs))]);
     return {
       held: rows.map((r) => ({ runId: r.run_id, task: r.task, lease: r.lease_id })),
       cancelRequested: [...new Set(rows.filter((r) => r.cancel_requested).map((r) => r.run_id))],
@@ -418,7 +456,11 @@ class PostgresTaskQueue implements TaskQueue {
     completions: readonly TaskCompletion[],
     next?: { queues: readonly string[]; limit: number; leaseMs: number },
   ): Promise<{ recorded: boolean[]; claimed: ClaimedTask[] }> {
-    const reports: Report[] = completions.map((completion) => ({ from: 'worker', owner: workerId, completion }));
+    const reports: Report[] = completions.map((completion) => ({
+      from: 'worker',
+      owner: workerId,
+      completion,
+    }));
     const { accepted, claimed } = await this.#transaction((client) =>
       this.#coordinate(client, reports, [], next ? { workerId, ...next } : undefined),
     );
@@ -437,7 +479,9 @@ class PostgresTaskQueue implements TaskQueue {
     sweep: readonly string[],
     claimFor?: ClaimRequest,
   ): Promise<{ accepted: Set<string>; claimed: ClaimedTask[] }> {
-    const runIds = [...new Set([...reports.map((r) => (r.from === 'worker' ? r.completion.runId : r.runId)), ...sweep])].sort();
+    const runIds = [
+      ...new Set([...reports.map((r) => (r.from === 'worker' ? r.completion.runId : r.runId)), ...sweep]),
+    ].sort();
     const row0 = (
       await client.query<{ locked: string; fenced: string; now: string }>(
         prepared(sql.LOCK_AND_FENCE_SQL, [
@@ -451,7 +495,8 @@ class PostgresTaskQueue implements TaskQueue {
     const locked = JSON.parse(row0.locked) as LockedRunRow[];
     const fenced = JSON.parse(row0.fenced) as FenceRow[];
     const accepted = new Set<string>();
-    if (locked.length === 0) return { accepted, claimed: claimFor ? await this.#claimIn(client, claimFor) : [] };
+    if (locked.length === 0)
+      return { accepted, claimed: claimFor ? await this.#claimIn(client, claimFor) : [] };
     const fenceByKey = new Map(fenced.map((f) => [reportKey(f.run_id, f.task), f]));
     const now = Date.parse(row0.now);
     const writes = new WriteSet();
@@ -474,7 +519,10 @@ class PostgresTaskQueue implements TaskQueue {
       const finished: FinishedTask[] = [];
       const index = planIndex(plan);
       for (const report of reports) {
-        const key = report.from === 'worker' ? reportKey(report.completion.runId, report.completion.task) : reportKey(report.runId, report.task);
+        const key =
+          report.from === 'worker'
+            ? reportKey(report.completion.runId, report.completion.task)
+            : reportKey(report.runId, report.task);
         if ((report.from === 'worker' ? report.completion.runId : report.runId) !== runId) continue;
         const fence = fenceByKey.get(key);
         if (!fence || !index.position.has(fence.task)) continue;
@@ -485,7 +533,9 @@ class PostgresTaskQueue implements TaskQueue {
       }
       let withdrawn: Map<string, TaskState> | undefined;
       if (row.cancel_requested) {
-        const rows = (await client.query<{ task: string; state: string }>(prepared(sql.WITHDRAW_READY_SQL, [runId]))).rows;
+        const rows = (
+          await client.query<{ task: string; state: string }>(prepared(sql.WITHDRAW_READY_SQL, [runId]))
+        ).rows;
         withdrawn = new Map(rows.map((r) => [r.task, r.state as TaskState]));
       }
       const run = {
@@ -502,7 +552,9 @@ class PostgresTaskQueue implements TaskQueue {
         ...(withdrawn ? { withdrawn } : {}),
         now,
         ...(this.#options.random ? { random: this.#options.random } : {}),
-        ...(this.#options.maxLostAttempts !== undefined ? { maxLostAttempts: this.#options.maxLostAttempts } : {}),
+        ...(this.#options.maxLostAttempts !== undefined
+          ? { maxLostAttempts: this.#options.maxLostAttempts }
+          : {}),
       });
       this.#collect(writes, runId, plan, advanced.changes);
       writes.hooks.push(...advanced.hooks);
@@ -581,7 +633,8 @@ class PostgresTaskQueue implements TaskQueue {
         code: 'TASK_LOST',
         message: `worker ${fence.lease_owner} stopped renewing its lease on attempt ${fence.attempt} (it died or hung)`,
       };
-      if (started) writes.attemptEnds.push({ runId, task: fence.task, attempt: fence.attempt, state: 'lost', error });
+      if (started)
+        writes.attemptEnds.push({ runId, task: fence.task, attempt: fence.attempt, state: 'lost', error });
       const outcome: TaskOutcome = {
         kind: 'lost',
         error,
@@ -603,7 +656,13 @@ class PostgresTaskQueue implements TaskQueue {
         writes.attemptEnds.push({ runId, task: c.task, attempt: c.attempt, state: 'succeeded', error: null });
         return { task: c.task, from, outcome: { kind: 'succeeded', output: c.output } };
       case 'cancelled':
-        writes.attemptEnds.push({ runId, task: c.task, attempt: c.attempt, state: 'cancelled', error: c.error });
+        writes.attemptEnds.push({
+          runId,
+          task: c.task,
+          attempt: c.attempt,
+          state: 'cancelled',
+          error: c.error,
+        });
         return { task: c.task, from, outcome: { kind: 'cancelled', reason: noNul(c.error.message) } };
       case 'failed':
         writes.attemptEnds.push({ runId, task: c.task, attempt: c.attempt, state: c.state, error: c.error });
@@ -635,21 +694,33 @@ class PostgresTaskQueue implements TaskQueue {
     client: pg.PoolClient,
     writes: WriteSet,
     plan: Plan,
-    run: { id: string; attempt: number; firstAttempt: number; cancelRequested: boolean; state: RunState; pipeline: string; createdAt: string },
+    run: {
+      id: string;
+      attempt: number;
+      firstAttempt: number;
+      cancelRequested: boolean;
+      state: RunState;
+      pipeline: string;
+      createdAt: string;
+    },
     states: CoordState[],
     now: number,
     batchErrors: Map<string, ErrorInfo | null>,
   ): Promise<{ states: CoordState[]; closed: boolean }> {
     const errors = new Map<string, ErrorInfo | null>();
     if (states.includes('failed')) {
-      const rows = (await client.query<{ task: string; error: string | null }>(prepared(sql.FAILED_ERRORS_SQL, [run.id]))).rows;
+      const rows = (
+        await client.query<{ task: string; error: string | null }>(prepared(sql.FAILED_ERRORS_SQL, [run.id]))
+      ).rows;
       for (const r of rows) errors.set(r.task, parseJsonColumn<ErrorInfo>(r.error));
       for (const [task, error] of batchErrors) errors.set(task, error);
     }
     let previousFailures = 0;
     if (needsPreviousFailures(plan)) {
       const rows = (
-        await client.query<{ state: string }>(prepared(sql.PREVIOUS_RUNS_SQL, [run.pipeline, run.createdAt, run.id]))
+        await client.query<{ state: string }>(
+          prepared(sql.PREVIOUS_RUNS_SQL, [run.pipeline, run.createdAt, run.id]),
+        )
       ).rows;
       for (const r of rows) {
         if (r.state !== 'failed') break;
@@ -704,7 +775,11 @@ class PostgresTaskQueue implements TaskQueue {
               hasWhen: when !== null && when !== true,
             });
           } else {
-            const lostOne = change.mode === 'lost' && writes.attemptEnds.some((a) => a.runId === runId && a.task === change.task && a.state === 'lost');
+            const lostOne =
+              change.mode === 'lost' &&
+              writes.attemptEnds.some(
+                (a) => a.runId === runId && a.task === change.task && a.state === 'lost',
+              );
             writes.addQueueOp(runId, change.task, {
               op: 'requeue',
               availableAt: change.availableAt,
@@ -722,7 +797,8 @@ class PostgresTaskQueue implements TaskQueue {
 
   async #flush(client: pg.PoolClient, writes: WriteSet, now: number): Promise<void> {
     const nowIso = new Date(now).toISOString();
-    const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+    const iso = (ms: number | null | undefined) =>
+      ms === null || ms === undefined ? null : new Date(ms).toISOString();
     const a = writes.attemptEnds;
     const list = [...writes.taskChanges.values()];
     const c = list.map((x) => x.change);
@@ -790,12 +866,23 @@ class PostgresTaskQueue implements TaskQueue {
       ]),
     );
     const changed = result.rows[0]?.changed ?? 0;
-    if (changed !== list.length) throw conflict(`${list.length - changed} task run(s) not in the state expected`);
+    if (changed !== list.length)
+      throw conflict(`${list.length - changed} task run(s) not in the state expected`);
     // One write per run: its state changes within this transaction are folded into the last one.
     const byRun = new Map<string, RunUpdate>();
     for (const update of writes.runUpdates) {
       const previous = byRun.get(update.runId);
-      byRun.set(update.runId, previous ? { ...previous, ...update, from: previous.from, start: previous.start === true || update.start === true } : update);
+      byRun.set(
+        update.runId,
+        previous
+          ? {
+              ...previous,
+              ...update,
+              from: previous.from,
+              start: previous.start === true || update.start === true,
+            }
+          : update,
+      );
     }
     for (const u of byRun.values()) {
       const sets = ['state = $2', 'heartbeat_at = $4::timestamptz'];
@@ -806,13 +893,20 @@ class PostgresTaskQueue implements TaskQueue {
       };
       if (u.start) {
         add('owner', QUEUE_RUN_OWNER);
-        sets.push('started_at = COALESCE(started_at, $4::timestamptz)', 'finished_at = NULL', 'next_attempt_at = NULL', 'error = NULL');
+        sets.push(
+          'started_at = COALESCE(started_at, $4::timestamptz)',
+          'finished_at = NULL',
+          'next_attempt_at = NULL',
+          'error = NULL',
+        );
       }
       if (u.error !== undefined) add('error', jsonText(u.error), '::json');
       if (u.attempt !== undefined) add('attempt', u.attempt);
       if (u.nextAttemptAt !== undefined) add('next_attempt_at', iso(u.nextAttemptAt), '::timestamptz');
       if (u.finished) sets.push('finished_at = $4::timestamptz');
-      const result = await client.query(prepared(`UPDATE runs SET ${sets.join(', ')} WHERE id = $1 AND state = $3`, values));
+      const result = await client.query(
+        prepared(`UPDATE runs SET ${sets.join(', ')} WHERE id = $1 AND state = $3`, values),
+      );
       if (result.rowCount !== 1) throw conflict(`run ${u.runId} is no longer ${u.from}`);
     }
   }
@@ -821,14 +915,24 @@ class PostgresTaskQueue implements TaskQueue {
 
   async reap(): Promise<ReapResult> {
     const result: ReapResult = { lost: 0, cancelled: 0, resumed: 0 };
-    const expired = await this.#query<{ run_id: string; task: string; lease_id: number; lease_owner: string; attempt: number | null }>(
-      sql.EXPIRED_LEASES_SQL,
-      [REAP_BATCH],
-    );
+    const expired = await this.#query<{
+      run_id: string;
+      task: string;
+      lease_id: number;
+      lease_owner: string;
+      attempt: number | null;
+    }>(sql.EXPIRED_LEASES_SQL, [REAP_BATCH]);
     const byRun = new Map<string, Report[]>();
     for (const e of expired) {
       const list = byRun.get(e.run_id) ?? [];
-      list.push({ from: 'reaper', runId: e.run_id, task: e.task, lease: e.lease_id, owner: e.lease_owner, attempt: e.attempt });
+      list.push({
+        from: 'reaper',
+        runId: e.run_id,
+        task: e.task,
+        lease: e.lease_id,
+        owner: e.lease_owner,
+        attempt: e.attempt,
+      });
       byRun.set(e.run_id, list);
     }
     const runs = [...byRun.keys()];
@@ -837,7 +941,9 @@ class PostgresTaskQueue implements TaskQueue {
       const applied = await this.#transaction((client) => this.#coordinate(client, reports, []));
       result.lost += applied.accepted.size;
     }
-    const cancelling = (await this.#query<{ run_id: string }>(sql.CANCEL_PENDING_SQL, [REAP_RUNS_PER_TX])).map((r) => r.run_id);
+    const cancelling = (
+      await this.#query<{ run_id: string }>(sql.CANCEL_PENDING_SQL, [REAP_RUNS_PER_TX])
+    ).map((r) => r.run_id);
     if (cancelling.length > 0) {
       await this.#transaction((client) => this.#coordinate(client, [], cancelling));
       result.cancelled = cancelling.length;
@@ -871,11 +977,15 @@ class PostgresTaskQueue implements TaskQueue {
 
   async taskOutputs(runId: string, tasks: readonly string[]): Promise<UpstreamRow[]> {
     if (tasks.length === 0) return [];
-    const rows = await this.#query<{ task: string; state: string; output: string | null }>(sql.TASK_OUTPUTS_SQL, [
-      runId,
-      tasks,
-    ]);
-    return rows.map((r) => ({ task: r.task, state: r.state as TaskState, output: parseJsonColumn<JsonValue>(r.output) }));
+    const rows = await this.#query<{ task: string; state: string; output: string | null }>(
+      sql.TASK_OUTPUTS_SQL,
+      [runId, tasks],
+    );
+    return rows.map((r) => ({
+      task: r.task,
+      state: r.state as TaskState,
+      output: parseJsonColumn<JsonValue>(r.output),
+    }));
   }
 
   async queueHealth(): Promise<QueueHealth[]> {
@@ -892,7 +1002,13 @@ class PostgresTaskQueue implements TaskQueue {
   // ---- workers ----------------------------------------------------------------------------------
 
   async registerWorker(info: WorkerInfo): Promise<void> {
-    await this.#query(sql.REGISTER_WORKER_SQL, [info.id, [...info.queues], info.concurrency, info.host, info.pid]);
+    await this.#query(sql.REGISTER_WORKER_SQL, [
+      info.id,
+      [...info.queues],
+      info.concurrency,
+      info.host,
+      info.pid,
+    ]);
   }
 
   async unregisterWorker(workerId: string): Promise<void> {

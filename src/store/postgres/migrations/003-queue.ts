@@ -11,10 +11,14 @@
  *    retries (started before, or lost); lost counts lost attempts (capped).
  *  - queue_hooks: pending hook records waiting for a worker (at least once, leased the same way).
  *  - queue_workers: workers with their queues and a heartbeat, for "tasks ready, no live worker".
+ *
+ * No foreign keys to the store's tables: rows are only ever written for runs, task runs and hooks
+ * that exist (the statements join them), the queue deletes its rows when it lets go of a run, and
+ * the store's tables stay truncatable on their own. Whatever deletes runs must delete these too.
  */
 export const migration003 = `
 CREATE TABLE queue_runs (
-  run_id text COLLATE "C" PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+  run_id text COLLATE "C" PRIMARY KEY,
   states text NOT NULL,
   first_attempt integer NOT NULL,
   cancel_seen boolean NOT NULL DEFAULT false
@@ -37,8 +41,7 @@ CREATE TABLE queue_tasks (
   lease_id bigint,
   lease_owner text,
   lease_expires_at timestamptz,
-  PRIMARY KEY (run_id, task),
-  FOREIGN KEY (run_id, task) REFERENCES task_runs (run_id, task) ON DELETE CASCADE
+  PRIMARY KEY (run_id, task)
 );
 CREATE INDEX queue_tasks_ready ON queue_tasks (queue, available_at, seq) WHERE state = 'ready';
 CREATE INDEX queue_tasks_leases ON queue_tasks (lease_expires_at) WHERE state = 'leased';
@@ -50,8 +53,7 @@ CREATE TABLE queue_hooks (
   created_at timestamptz NOT NULL DEFAULT now(),
   lease_owner text,
   lease_expires_at timestamptz,
-  PRIMARY KEY (run_id, key),
-  FOREIGN KEY (run_id, key) REFERENCES hooks (run_id, key) ON DELETE CASCADE
+  PRIMARY KEY (run_id, key)
 );
 
 CREATE TABLE queue_workers (
