@@ -157,15 +157,16 @@ describe.runIf(available)('PostgreSQL store', () => {
       expect(versions.rows).toEqual([
         { version: 1, name: 'initial' },
         { version: 2, name: 'schedule' },
+        { version: 3, name: 'queue' },
       ]);
-      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(2);
+      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(3);
       // Both work against the same tables.
       const run = await a.createRun(newRun());
       expect((await b.getRun(run.id))?.id).toBe(run.id);
       // A third migration of the same schema finds nothing to do.
       const pool = createStorePool(databaseUrl, { schema });
       try {
-        expect(await migratePostgres(pool)).toEqual({ from: 2, to: 2, applied: [] });
+        expect(await migratePostgres(pool)).toEqual({ from: 3, to: 3, applied: [] });
       } finally {
         await pool.end();
       }

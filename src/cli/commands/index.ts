@@ -3,37 +3,33 @@ import { collectList, collectParam, formatOption, withProjectOptions, withStoreO
 import { UsageError } from '../../errors.js';
 import type { CommonOptions } from '../context.js';
 import type { CommandDeps } from './types.js';
-import { cancelCommand } from './cancel.js';
-import { firesCommand, type FiresOptions } from './fires.js';
-import { graphCommand } from './graph.js';
-import { logsCommand, type LogsOptions } from './logs.js';
-import { planCommand, type PlanOptions } from './plan.js';
-import { resumeCommand, type ResumeOptions } from './resume.js';
-import { runCommand, type RunOptions } from './run.js';
-import { runsCommand, type RunsOptions } from './runs.js';
-import { schemaCommand } from './schema.js';
-import { checkCommand, type CheckOptions } from './check.js';
-import { dbMigrateCommand, type DbMigrateOptions } from './db.js';
-import {
-  organismAnalyseCommand,
-  organismEmitCommand,
-  type OrganismAnalyseOptions,
-  type OrganismEmitOptions,
-} from './organism.js';
+
+import type { FiresOptions } from './fires.js';
+
+import type { LogsOptions } from './logs.js';
+import type { PlanOptions } from './plan.js';
+import type { ResumeOptions } from './resume.js';
+import type { RunOptions } from './run.js';
+import type { RunsOptions } from './runs.js';
+
+import type { CheckOptions } from './check.js';
+import type { DbMigrateOptions } from './db.js';
+import type { OrganismAnalyseOptions, OrganismEmitOptions } from './organism.js';
 import { registerTestCommand } from './test.js';
 import { registerInitCommand } from './init.js';
 import { registerConfigCommand } from './config.js';
-import { listCommand, type ListOptions } from './list.js';
-import { serveCommand, type ServeOptions } from './serve.js';
-import { triggerCommand, type TriggerOptions } from './trigger.js';
-import { workerCommand, type WorkerCommandOptions } from './worker.js';
-import { VALIDATE_FORMATS, validateCommand, type ValidateOptions } from './validate.js';
+import type { ListOptions } from './list.js';
+import type { ServeOptions } from './serve.js';
+import type { TriggerOptions } from './trigger.js';
+import type { WorkerCommandOptions } from './worker.js';
+import { VALIDATE_FORMATS, type ValidateOptions } from './validate.js';
 import { GRAPH_FORMATS, type GraphFormat } from '../render/graph.js';
 
 const paramOption = () =>
-  new Option('-p, --param <name=value>', 'a pipeline param (repeatable), checked against its declared type').argParser(
-    collectParam,
-  );
+  new Option(
+    '-p, --param <name=value>',
+    'a pipeline param (repeatable), checked against its declared type',
+  ).argParser(collectParam);
 
 /** Every command, its flags and its help text. Each action returns the command's exit code. */
 export function registerCommands(program: Command, deps: CommandDeps): void {
@@ -50,8 +46,8 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .option('--changed', 'only files git sees as changed or new (for a pre-commit hook)')
       .addOption(formatOption(VALIDATE_FORMATS, 'text')),
   ).action(
-    action((paths: string[], options: ValidateOptions & CommonOptions) =>
-      validateCommand(deps.context(options), paths, options),
+    action(async (paths: string[], options: ValidateOptions & CommonOptions) =>
+      (await import('./validate.js')).validateCommand(deps.context(options), paths, options),
     ),
   );
 
@@ -62,14 +58,15 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .argument('<pipeline>', 'a pipeline file, or a pipeline name in pipelines/')
       .addOption(paramOption())
       .addOption(
-        new Option('--fail <task>', 'show what would happen if this task failed for good (repeatable)').argParser(
-          collectList,
-        ),
+        new Option(
+          '--fail <task>',
+          'show what would happen if this task failed for good (repeatable)',
+        ).argParser(collectList),
       )
       .addOption(formatOption(['text', 'json'], 'text')),
   ).action(
-    action((pipeline: string, options: PlanOptions & CommonOptions) =>
-      planCommand(deps.context(options), pipeline, options),
+    action(async (pipeline: string, options: PlanOptions & CommonOptions) =>
+      (await import('./plan.js')).planCommand(deps.context(options), pipeline, options),
     ),
   );
 
@@ -80,8 +77,8 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .argument('<pipeline>', 'a pipeline file, or a pipeline name in pipelines/')
       .addOption(formatOption(GRAPH_FORMATS, 'mermaid')),
   ).action(
-    action((pipeline: string, options: { format: GraphFormat } & CommonOptions) =>
-      graphCommand(deps.context(options), pipeline, options),
+    action(async (pipeline: string, options: { format: GraphFormat } & CommonOptions) =>
+      (await import('./graph.js')).graphCommand(deps.context(options), pipeline, options),
     ),
   );
 
@@ -95,20 +92,28 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .option('--concurrency <n>', 'most tasks running at once (default: the pipeline’s concurrency)')
         .option('--dry-run', 'show the plan instead of running (same as weft plan)')
         .addOption(
-          new Option('--fail <task>', 'with --dry-run: show what would happen if this task failed (repeatable)').argParser(
-            collectList,
-          ),
+          new Option(
+            '--fail <task>',
+            'with --dry-run: show what would happen if this task failed (repeatable)',
+          ).argParser(collectList),
         )
         .option('-q, --quiet', 'no progress output, only the exit code')
         .addOption(formatOption(['text', 'json'], 'text')),
     ),
   ).action(
-    action((pipeline: string, options: RunOptions & CommonOptions & { dryRun?: boolean; fail?: string[] }) => {
-      if (options.dryRun) return planCommand(deps.context(options), pipeline, options);
-      // A real run cannot pretend a task failed; saying so beats ignoring the flag.
-      if (options.fail) return Promise.reject(new UsageError('--fail only goes with --dry-run (or weft plan)'));
-      return runCommand(deps.context(options), pipeline, options);
-    }),
+    action(
+      async (
+        pipeline: string,
+        options: RunOptions & CommonOptions & { dryRun?: boolean; fail?: string[] },
+      ) => {
+        if (options.dryRun)
+          return (await import('./plan.js')).planCommand(deps.context(options), pipeline, options);
+        // A real run cannot pretend a task failed; saying so beats ignoring the flag.
+        if (options.fail)
+          return Promise.reject(new UsageError('--fail only goes with --dry-run (or weft plan)'));
+        return (await import('./run.js')).runCommand(deps.context(options), pipeline, options);
+      },
+    ),
   );
 
   withStoreOption(
@@ -121,8 +126,8 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .option('-n, --limit <n>', 'how many runs', '20')
       .addOption(formatOption(['text', 'json'], 'text')),
   ).action(
-    action((runId: string | undefined, options: RunsOptions & CommonOptions) =>
-      runsCommand(deps.context(options), runId, options),
+    action(async (runId: string | undefined, options: RunsOptions & CommonOptions) =>
+      (await import('./runs.js')).runsCommand(deps.context(options), runId, options),
     ),
   );
 
@@ -133,7 +138,11 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .option('--pipeline <name>', 'only ticks of this pipeline')
       .option('-n, --limit <n>', 'how many ticks', '50')
       .addOption(formatOption(['text', 'json'], 'text')),
-  ).action(action((options: FiresOptions & CommonOptions) => firesCommand(deps.context(options), options)));
+  ).action(
+    action(async (options: FiresOptions & CommonOptions) =>
+      (await import('./fires.js')).firesCommand(deps.context(options), options),
+    ),
+  );
 
   withStoreOption(
     program
@@ -144,14 +153,18 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .option('-F, --follow', 'keep printing new lines until the run ends')
       .addOption(formatOption(['text', 'json'], 'text')),
   ).action(
-    action((runId: string, task: string | undefined, options: LogsOptions & CommonOptions) =>
-      logsCommand(deps.context(options), runId, task, options),
+    action(async (runId: string, task: string | undefined, options: LogsOptions & CommonOptions) =>
+      (await import('./logs.js')).logsCommand(deps.context(options), runId, task, options),
     ),
   );
 
   withStoreOption(
     program.command('cancel').description('cancel a run (its process stops its tasks)').argument('<run-id>'),
-  ).action(action((runId: string, options: CommonOptions) => cancelCommand(deps.context(options), runId)));
+  ).action(
+    action(async (runId: string, options: CommonOptions) =>
+      (await import('./cancel.js')).cancelCommand(deps.context(options), runId),
+    ),
+  );
 
   withStoreOption(
     withProjectOptions(
@@ -164,22 +177,33 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .addOption(formatOption(['text', 'json'], 'text')),
     ),
   ).action(
-    action((runId: string, options: ResumeOptions & CommonOptions) => resumeCommand(deps.context(options), runId, options)),
+    action(async (runId: string, options: ResumeOptions & CommonOptions) =>
+      (await import('./resume.js')).resumeCommand(deps.context(options), runId, options),
+    ),
   );
 
   withStoreOption(
     withProjectOptions(
       program
         .command('serve')
-        .description('run every pipeline on its schedule (and runs asked for with weft trigger) until SIGTERM')
+        .description(
+          'run every pipeline on its schedule (and runs asked for with weft trigger) until SIGTERM',
+        )
         .argument('[path]', 'a folder or file of pipelines (default: pipelines/)')
         .addOption(
-          new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text').env('WEFT_LOG_FORMAT'),
+          new Option('--log-format <format>', 'log line format')
+            .choices(['text', 'json'])
+            .default('text')
+            .env('WEFT_LOG_FORMAT'),
         )
         .addOption(
-          new Option('--grace <duration>', 'how long runs in progress get to finish on shutdown').default('30s').env('WEFT_GRACE'),
+          new Option('--grace <duration>', 'how long runs in progress get to finish on shutdown')
+            .default('30s')
+            .env('WEFT_GRACE'),
         )
-        .addOption(new Option('--port <port>', 'port of the dashboard and HTTP API').default('4200').env('WEFT_PORT'))
+        .addOption(
+          new Option('--port <port>', 'port of the dashboard and HTTP API').default('4200').env('WEFT_PORT'),
+        )
         .addOption(
           new Option('--host <host>', 'address to listen on; anything but loopback needs WEFT_API_TOKEN')
             .default('127.0.0.1')
@@ -188,8 +212,8 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .option('--no-http', 'schedule only: no dashboard or HTTP API'),
     ),
   ).action(
-    action((path: string | undefined, options: ServeOptions & CommonOptions) =>
-      serveCommand(deps.context(options), path, options),
+    action(async (path: string | undefined, options: ServeOptions & CommonOptions) =>
+      (await import('./serve.js')).serveCommand(deps.context(options), path, options),
     ),
   );
 
@@ -197,15 +221,26 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
     withProjectOptions(
       program
         .command('worker')
-        .description('run tasks that weft serve queued in a PostgreSQL store (distributed execution) until SIGTERM')
-        .addOption(new Option('-Q, --queue <name>', 'a queue to take tasks from (repeatable; default: default)').argParser(collectList))
+        .description(
+          'run tasks that weft serve queued in a PostgreSQL store (distributed execution) until SIGTERM',
+        )
+        .addOption(
+          new Option(
+            '-Q, --queue <name>',
+            'a queue to take tasks from (repeatable; default: default)',
+          ).argParser(collectList),
+        )
         .option('--concurrency <n>', 'tasks run at once (default 16)')
         .option('--lease <duration>', 'how long a claimed task is held without a heartbeat', '10s')
         .option('--grace <duration>', 'how long tasks in progress get to finish on shutdown', '30s')
-        .addOption(new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text')),
+        .addOption(
+          new Option('--log-format <format>', 'log line format').choices(['text', 'json']).default('text'),
+        ),
     ),
   ).action(
-    action((options: WorkerCommandOptions & CommonOptions) => workerCommand(deps.context(options), options)),
+    action(async (options: WorkerCommandOptions & CommonOptions) =>
+      (await import('./worker.js')).workerCommand(deps.context(options), options),
+    ),
   );
 
   withStoreOption(
@@ -218,8 +253,8 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .option('-w, --wait', 'wait for the run to end; exit 0 when it succeeded'),
     ),
   ).action(
-    action((pipeline: string, options: TriggerOptions & CommonOptions) =>
-      triggerCommand(deps.context(options), pipeline, options),
+    action(async (pipeline: string, options: TriggerOptions & CommonOptions) =>
+      (await import('./trigger.js')).triggerCommand(deps.context(options), pipeline, options),
     ),
   );
 
@@ -232,8 +267,8 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
         .addOption(formatOption(['text', 'json'], 'text')),
     ),
   ).action(
-    action((path: string | undefined, options: ListOptions & CommonOptions) =>
-      listCommand(deps.context(options), path, options),
+    action(async (path: string | undefined, options: ListOptions & CommonOptions) =>
+      (await import('./list.js')).listCommand(deps.context(options), path, options),
     ),
   );
 
@@ -242,33 +277,51 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
       .command('schema')
       .description("print the pipeline JSON Schema, with the registered handlers' argument schemas merged in")
       .option('-w, --write <file>', 'write it to a file instead'),
-  ).action(action((options: { write?: string } & CommonOptions) => schemaCommand(deps.context(options), options)));
+  ).action(
+    action(async (options: { write?: string } & CommonOptions) =>
+      (await import('./schema.js')).schemaCommand(deps.context(options), options),
+    ),
+  );
 
   withStoreOption(
     withProjectOptions(
       program
         .command('check')
-        .description('is the run store, Redis and PostgreSQL reachable (with versions)? exit 1 if one a pipeline needs is not')
+        .description(
+          'is the run store, Redis and PostgreSQL reachable (with versions)? exit 1 if one a pipeline needs is not',
+        )
         .argument('[path]', 'a folder or file of pipelines whose needs count (default: pipelines/)')
         .option('--redis-url <url>', 'Redis to probe (default: $REDIS_URL, then redis://127.0.0.1:6379)')
-        .option('--database-url <url>', 'PostgreSQL to probe (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)')
+        .option(
+          '--database-url <url>',
+          'PostgreSQL to probe (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)',
+        )
         .option('--timeout <ms>', 'how long each probe may take', '2000')
         .addOption(formatOption(['text', 'json'], 'text')),
     ),
   ).action(
-    action((path: string | undefined, options: CheckOptions & CommonOptions) =>
-      checkCommand(deps.context(options), path, options),
+    action(async (path: string | undefined, options: CheckOptions & CommonOptions) =>
+      (await import('./check.js')).checkCommand(deps.context(options), path, options),
     ),
   );
 
   const db = program.command('db').description('the PostgreSQL schemas weft uses');
   db.command('migrate')
     .description('apply pending PostgreSQL migrations (the organism schema)')
-    .option('--database-url <url>', 'the database (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)')
+    .option(
+      '--database-url <url>',
+      'the database (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)',
+    )
     .addOption(formatOption(['text', 'json'], 'text'))
-    .action(action((options: DbMigrateOptions) => dbMigrateCommand(deps.context({}), options)));
+    .action(
+      action(async (options: DbMigrateOptions) =>
+        (await import('./db.js')).dbMigrateCommand(deps.context({}), options),
+      ),
+    );
 
-  const organism = program.command('organism').description('the Causal Organism reference platform: sample data and metrics');
+  const organism = program
+    .command('organism')
+    .description('the Causal Organism reference platform: sample data and metrics');
   organism
     .command('emit')
     .description('fill a Redis stream with a seeded, realistic organisation’s interactions')
@@ -281,19 +334,32 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
     .option('--stream <name>', 'the stream (default organism:interactions)')
     .option('--redis-url <url>', 'Redis (default: $REDIS_URL, then redis://127.0.0.1:6379)')
     .addOption(formatOption(['text', 'json'], 'text'))
-    .action(action((options: OrganismEmitOptions) => organismEmitCommand(deps.context({}), options)));
+    .action(
+      action(async (options: OrganismEmitOptions) =>
+        (await import('./organism.js')).organismEmitCommand(deps.context({}), options),
+      ),
+    );
   organism
     .command('analyse')
     .alias('analyze')
-    .description('compute the organism metrics of an edge list and daily series (JSON file), without a database')
-    .requiredOption('-i, --input <file>', 'JSON { edges: [{source, target, kind?, weight}], daily: [{person, day, count}] }')
+    .description(
+      'compute the organism metrics of an edge list and daily series (JSON file), without a database',
+    )
+    .requiredOption(
+      '-i, --input <file>',
+      'JSON { edges: [{source, target, kind?, weight}], daily: [{person, day, count}] }',
+    )
     .option('--window-days <n>', 'days of activity for the influence scores (default 28)')
     .option('--min-days <n>', 'active days both people need for a score (default 7)')
     .option('--lag <n>', 'lag in days (default 1)')
     .option('--seed <n>', 'Louvain seed (default 1)')
     .option('--window-end <date>', 'last day of the window (default: the latest day in daily)')
     .addOption(formatOption(['text', 'json'], 'text'))
-    .action(action((options: OrganismAnalyseOptions) => organismAnalyseCommand(deps.context({}), options)));
+    .action(
+      action(async (options: OrganismAnalyseOptions) =>
+        (await import('./organism.js')).organismAnalyseCommand(deps.context({}), options),
+      ),
+    );
 
   registerTestCommand(program, deps);
   registerInitCommand(program, deps);
