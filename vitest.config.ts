@@ -8,5 +8,6 @@ export default defineConfig({
     // Two cores: database-backed files must not trample each other.
     pool: 'forks',
     maxWorkers: 2,
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });

@@ -66,6 +66,7 @@ export async function startTcpProxy(
   let healTimer: NodeJS.Timeout | undefined;
   let server: Server | null = null;
   let closed = false;
+  let healFailure: Error | undefined;
 
   const destroyPair = (pair: Pair) => {
     if (!pairs.delete(pair)) return;
@@ -160,7 +161,14 @@ export async function startTcpProxy(
       clearTimeout(healTimer);
       refusing = mode;
       if (mode === 'closed') await stopListening();
-      if (ms !== undefined) healTimer = setTimeout(() => void heal(), ms);
+      // Re-listening can fail (someone took the port meanwhile): close() reports it, rather than
+      // an unhandled rejection from a timer.
+      if (ms !== undefined)
+        healTimer = setTimeout(() => {
+          heal().catch((error: unknown) => {
+            healFailure = error instanceof Error ? error : new Error(String(error));
+          });
+        }, ms);
     },
     heal,
     async blip() {
@@ -179,6 +187,7 @@ export async function startTcpProxy(
       clearTimeout(healTimer);
       for (const pair of [...pairs]) destroyPair(pair);
       await stopListening();
+      if (healFailure !== undefined) throw healFailure;
     },
   };
 }
