@@ -784,7 +784,7 @@ class PostgresTaskQueue implements TaskQueue {
               op: 'requeue',
               availableAt: change.availableAt,
               delayMs: change.delayMs,
-              baseInc: lostOne ? 1 : 0,
+              baseInc: 0,
               lostInc: lostOne ? 1 : 0,
             });
           }
