@@ -62,7 +62,33 @@ function touchesExpression(value: unknown, path: readonly string[]): boolean {
 function explain(error: ErrorObject): string {
   const type = (error.params as { type?: unknown }).type;
   if (error.keyword === 'type' && Array.isArray(type)) return `must be ${type.join(' or ')}`;
-  return error.message ?? 'is invalid';
+  // With `verbose`, ajv gives the failing value and its schema: say what was expected in the
+  // schema's own words rather than echoing a regular expression.
+  const parent = error.parentSchema as { description?: unknown; examples?: unknown } | undefined;
+  const got = error.data === undefined ? '' : `, got ${JSON.stringify(error.data)}`;
+  if (error.keyword === 'enum') {
+    const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues ?? [];
+    const close =
+      typeof error.data === 'string'
+        ? suggest(
+            error.data,
+            allowed.filter((a): a is string => typeof a === 'string'),
+          )
+        : undefined;
+    return `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}${got}${close ? `; did you mean ${JSON.stringify(close)}?` : ''}`;
+  }
+  if (error.keyword === 'pattern' || error.keyword === 'format') {
+    const example =
+      Array.isArray(parent?.examples) && parent.examples.length > 0
+        ? ` (e.g. ${JSON.stringify(parent.examples[0])})`
+        : '';
+    const what =
+      typeof parent?.description === 'string'
+        ? parent.description.replace(/\.$/, '')
+        : `a value matching ${String((error.params as { pattern?: string }).pattern ?? error.message)}`;
+    return `is not valid${got}: expected ${what}${example}`;
+  }
+  return `${error.message ?? 'is invalid'}${got}`;
 }
 
 function describe(location: readonly string[]): string {

@@ -379,11 +379,11 @@ on_failure:
       'HANDLER_ARGS 16:30',
     ]);
     expect(result.diagnostics.map((d) => d.message)).toEqual([
-      'task "a": handler "shell": with.command must be string',
+      'task "a": handler "shell": with.command must be string, got 42',
       'task "a": handler "shell" does not take with.cwdd; did you mean `cwd`?',
       'task "b": handler "shell" needs with.command',
       'task "c": handler "shell" needs with.command',
-      'on_failure hook 1: handler "notify.slack": with.count must be integer',
+      'on_failure hook 1: handler "notify.slack": with.count must be integer, got "many"',
     ]);
   });
 

@@ -36,7 +36,7 @@ describe('weft list', () => {
         pipeline: string;
         valid: boolean;
         error: string | null;
-        schedule: { description: string; timezone: string; next: string[] } | null;
+        schedule: { description: string; timezone: string; next_fires: string[] } | null;
       }[];
     };
     expect(pipelines.map((p) => [p.pipeline, p.valid])).toEqual([
@@ -48,8 +48,8 @@ describe('weft list', () => {
     const tick = pipelines[2]!.schedule!;
     expect(tick.description).toBe('every 6 hours at minute 0');
     expect(tick.timezone).toBe('Europe/Berlin');
-    expect(tick.next).toHaveLength(3);
-    expect(Date.parse(tick.next[1]!) - Date.parse(tick.next[0]!)).toBe(6 * 3_600_000);
+    expect(tick.next_fires).toHaveLength(3);
+    expect(Date.parse(tick.next_fires[1]!) - Date.parse(tick.next_fires[0]!)).toBe(6 * 3_600_000);
     const text = weft(['list'], { cwd: dir });
     expect(text.stdout).toContain('every 6 hours at minute 0 (0 */6 * * *)');
   });

@@ -24,9 +24,9 @@ export interface PipelineListing {
     timezone: string;
     overlap: string;
     catchup: string;
-    next: string[];
+    next_fires: string[];
   } | null;
-  lastRun: { id: string; state: RunState; trigger: string; at: string } | null;
+  last_run: { id: string; state: RunState; trigger: string; at: string } | null;
 }
 
 const NEXT_COUNT = 3;
@@ -64,12 +64,12 @@ export async function listCommand(
             timezone: plan.schedule.timezone,
             overlap: plan.schedule.overlap,
             catchup: plan.schedule.catchup,
-            next: nextFires(plan.schedule.cron, now, plan.schedule.timezone, NEXT_COUNT).map((f) =>
+            next_fires: nextFires(plan.schedule.cron, now, plan.schedule.timezone, NEXT_COUNT).map((f) =>
               f.at.toISOString(),
             ),
           }
         : null,
-      lastRun: name ? await lastRunOf(store, name) : null,
+      last_run: name ? await lastRunOf(store, name) : null,
     });
   }
   if (options.format === 'json') {
@@ -87,8 +87,8 @@ export async function listCommand(
           : c.dim('manual only')
         : c.red('invalid'),
       l.schedule?.timezone ?? '',
-      l.schedule ? l.schedule.next.join(', ') : '',
-      l.lastRun ? `${paintState(l.lastRun.state, c)} ${l.lastRun.at}` : c.dim('never'),
+      l.schedule ? l.schedule.next_fires.join(', ') : '',
+      l.last_run ? `${paintState(l.last_run.state, c)} ${l.last_run.at}` : c.dim('never'),
       l.file,
     ]),
   ];
@@ -97,7 +97,7 @@ export async function listCommand(
   return 0;
 }
 
-async function lastRunOf(store: RunStore, pipeline: string): Promise<PipelineListing['lastRun']> {
+async function lastRunOf(store: RunStore, pipeline: string): Promise<PipelineListing['last_run']> {
   const [run] = await store.listRuns({ pipeline, limit: 1 });
   if (!run) return null;
   return { id: run.id, state: run.state, trigger: run.trigger, at: run.startedAt ?? run.createdAt };

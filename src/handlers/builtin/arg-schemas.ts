@@ -12,7 +12,12 @@ export function durationSchema(description: string, examples: (string | number)[
     description,
     examples,
     oneOf: [
-      { type: 'string', pattern: DURATION_PATTERN },
+      {
+        type: 'string',
+        pattern: DURATION_PATTERN,
+        description: 'a duration: a number with a unit (250ms, 30s, 5m, 1h30m, 2d)',
+        examples: ['30s'],
+      },
       { type: 'number', minimum: 0 },
     ],
   };

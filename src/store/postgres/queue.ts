@@ -784,7 +784,7 @@ class PostgresTaskQueue implements TaskQueue {
               op: 'requeue',
               availableAt: change.availableAt,
               delayMs: change.delayMs,
-              baseInc: 0,
+              baseInc: lostOne ? 1 : 0,
               lostInc: lostOne ? 1 : 0,
             });
           }
