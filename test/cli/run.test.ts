@@ -204,7 +204,8 @@ describe('weft run (a pipeline that fails)', () => {
     ]);
     expect(summaryRow(result.stdout, 'c')).toEqual(['c', '↓ skipped', '0', '-', 'upstream task "b" failed']);
     expect(result.stdout).toMatch(/broken ✖ failed in \S+ — 1 succeeded, 1 failed, 1 skipped/);
-    expect(result.stdout).toContain('task "b" failed: command exited with code 3');
+    // The failed task is named with where it is in the YAML.
+    expect(result.stdout).toMatch(/✖ b \(pipelines\/broken\.yaml:\d+:3\): command exited with code 3/);
     const runId = runIdOf(result.stdout);
     expect(result.stdout).toContain(`weft resume ${runId}`);
     expect(result.stderr).not.toMatch(/\bat .+\.js:\d+/);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -46,7 +46,8 @@ const dir = mkdtempSync(join(tmpdir(), 'weft-dead-worker-'));
 const counts = join(dir, 'counts');
 
 afterAll(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -97,13 +98,13 @@ async function startWorker(url: string): Promise<WorkerProcess> {
   );
   children.push(child);
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-8000);
   });
   const id = await new Promise<string>((resolvePromise, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`weft worker did not start: ${stderr}`)), 20_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out = (out + chunk.toString()).slice(-8000);
       const started = / worker (\S+) started:/.exec(out);
       if (started) {
@@ -260,16 +261,25 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
         expect(survivorIds.has(again!.worker)).toBe(true);
       }
 
+      // The survivors' own pace after the kill: up to the last task that was not waiting on a lease.
+      const drained = await db.query<{ at: number }>(
+        `SELECT (EXTRACT(EPOCH FROM max(finished_at)) * 1000)::float8 AS at FROM task_runs
+         WHERE run_id = $1 AND NOT (task = ANY ($2::text[]))`,
+        [run.id, [...lostTasks]],
+      );
+      const drainedAt = Math.max(killedAt + 1, drained[0]!.at);
       const seconds = (ms: number) => ms / 1000;
       const overall = total / seconds(finishedAt - startedAt);
       const before = doneAtKill / seconds(killedAt - startedAt);
       const after = (total - doneAtKill) / seconds(finishedAt - killedAt);
+      const survivorsPace = (total - doneAtKill - lostTasks.size) / seconds(drainedAt - killedAt);
       console.log(
         `[reliability] dead worker under load: ${total} tasks, ${WORKERS} workers x ${CONCURRENCY}, lease ${LEASE_MS} ms, ` +
           `handler ${HANDLER_MS} ms; killed ${victim.id} at ${doneAtKill}/${total} (${Math.round((100 * doneAtKill) / total)} %) ` +
           `with ${inFlight.length} attempt(s) in flight; lost recorded after ${recoveredMs} ms, re-run done after ${rerunMs} ms; ` +
           `${twice.length} task(s) executed twice (${lostTasks.size} lost, ${lostTasks.size - twice.length} lost before their handler ran); ` +
-          `throughput ${Math.round(overall)} tasks/s overall, ${Math.round(before)} before the kill, ${Math.round(after)} after ` +
+          `throughput ${Math.round(overall)} tasks/s overall, ${Math.round(before)} before the kill, ${Math.round(after)} after it ` +
+          `(waits included; the 3 survivors alone ${Math.round(survivorsPace)}) ` +
           `(${seconds(finishedAt - startedAt).toFixed(1)} s in all)`,
       );
 
@@ -279,4 +289,71 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
     },
     count(60_000, 240_000),
   );
+
+  it('weft check: a queue with tasks waiting and no live worker is a problem until a worker heartbeats', async () => {
+    const store: RunStore = await db.openStore();
+    const queue: TaskQueue = await db.openQueue();
+    // A queue of its own: a worker killed above still counts as alive for a while.
+    const p = plan({
+      name: 'nobody-home',
+      tasks: ['a', 'b', 'c'].map((name) => task(name, { handler: 'count', queue: 'lonely' })),
+    });
+    const run = await createRun(store, { plan: p, params: {}, trigger: 'manual', now: Date.now() });
+    expect(await queue.startRun(run.id)).toBe(true);
+    const check = (format: 'json' | 'text', storeSpec = db.url()) =>
+      spawnSync(process.execPath, [BIN, 'check', '--store', storeSpec, '--format', format], {
+        cwd: dir,
+        env: { ...process.env, NO_COLOR: '1', DATABASE_URL: db.url() },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+    type CheckJson = {
+      ok: boolean;
+      queues: { queue: string; ready: number; delayed: number; running: number; workers: number }[] | null;
+      queue_problems: { queue: string; ready: number; message: string }[];
+    };
+
+    const waiting = check('json');
+    expect(waiting.status, waiting.stderr).toBe(1);
+    const out = JSON.parse(waiting.stdout) as CheckJson;
+    expect(out.ok).toBe(false);
+    expect(out.queues?.find((q) => q.queue === 'lonely')).toEqual({
+      queue: 'lonely',
+      ready: 3,
+      delayed: 0,
+      running: 0,
+      workers: 0,
+    });
+    expect(out.queue_problems.map((q) => [q.queue, q.ready])).toEqual([['lonely', 3]]);
+    const text = check('text');
+    expect(text.status).toBe(1);
+    expect(text.stdout).toMatch(/^ {2}lonely +3 +0 +0 +0$/m);
+    expect(text.stdout).toContain(
+      'queue "lonely" has 3 task(s) waiting and no live worker: start one with `weft worker --queue lonely`',
+    );
+    expect(text.stdout).toContain('tasks waiting with no live worker in queue(s): lonely');
+
+    // A live worker on the queue: healthy.
+    await queue.registerWorker({ id: 'check-worker', queues: ['lonely'], concurrency: 1, host: 'h', pid: 1 });
+    const served = check('json');
+    expect(served.status, served.stdout).toBe(0);
+    const healthy = JSON.parse(served.stdout) as CheckJson;
+    expect(healthy.ok).toBe(true);
+    expect(healthy.queue_problems).toEqual([]);
+    expect(healthy.queues?.find((q) => q.queue === 'lonely')?.workers).toBe(1);
+
+    // Its heartbeat stops: it no longer counts, the problem is back.
+    await db.query(
+      `UPDATE queue_workers SET heartbeat_at = now() - interval '5 minutes' WHERE id = 'check-worker'`,
+    );
+    const dead = check('json');
+    expect(dead.status).toBe(1);
+    expect((JSON.parse(dead.stdout) as CheckJson).queue_problems.map((q) => q.queue)).toEqual(['lonely']);
+
+    // A SQLite store has no task queues.
+    const local = check('json', join(dir, 'local.db'));
+    expect(local.status).toBe(0);
+    expect((JSON.parse(local.stdout) as CheckJson).queues).toBeNull();
+    await queue.unregisterWorker('check-worker');
+  }, 60_000);
 });

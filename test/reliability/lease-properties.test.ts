@@ -57,11 +57,19 @@ type Op =
 
 const worker = fc.integer({ min: 0, max: WORKERS.length - 1 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ k: fc.constant('claim' as const), w: worker, n: fc.integer({ min: 1, max: 3 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ k: fc.constant('claim' as const), w: worker, n: fc.integer({ min: 1, max: 3 }) }),
+  },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('heartbeat' as const), w: worker }) },
   {
     weight: 4,
-    arbitrary: fc.record({ k: fc.constant('succeed' as const), w: worker, i: fc.nat(5), chain: fc.boolean() }),
+    arbitrary: fc.record({
+      k: fc.constant('succeed' as const),
+      w: worker,
+      i: fc.nat(5),
+      chain: fc.boolean(),
+    }),
   },
   {
     weight: 3,
@@ -104,7 +112,8 @@ const seen = {
   lateHeartbeatsEmpty: 0,
   lostAttempts: 0,
   lostInDrain: 0,
-  retriedAfterLoss: 0,
+  /** Tasks (run/task) that failed and were retried, or still could be, after a lost attempt. */
+  retriedAfterLoss: new Set<string>(),
   lostTaskFailures: 0,
   succeededRuns: 0,
   failedRuns: 0,
@@ -133,8 +142,9 @@ async function queueRow(runId: string, task: string): Promise<QueueRow | undefin
 }
 
 async function taskState(runId: string, task: string): Promise<string | undefined> {
-  return (await q<{ state: string }>('SELECT state FROM task_runs WHERE run_id = $1 AND task = $2', [runId, task]))[0]
-    ?.state;
+  return (
+    await q<{ state: string }>('SELECT state FROM task_runs WHERE run_id = $1 AND task = $2', [runId, task])
+  )[0]?.state;
 }
 
 /** Is this claim the live lease of its task now (the queue row names it and its worker)? */
@@ -151,10 +161,14 @@ function holds(row: QueueRow | undefined, w: SimWorker, claim: ClaimedTask): boo
 /** Everything of a run that a write could change (heartbeat timestamps left out). */
 async function snapshot(runId: string): Promise<string> {
   const [tasks, attempts, queue, coord, run] = await Promise.all([
-    q('SELECT task, state, attempts, output::text, error::text, reason FROM task_runs WHERE run_id = $1 ORDER BY task', [
-      runId,
-    ]),
-    q('SELECT task, attempt, state, worker, error::text FROM attempts WHERE run_id = $1 ORDER BY task, attempt', [runId]),
+    q(
+      'SELECT task, state, attempts, output::text, error::text, reason FROM task_runs WHERE run_id = $1 ORDER BY task',
+      [runId],
+    ),
+    q(
+      'SELECT task, attempt, state, worker, error::text FROM attempts WHERE run_id = $1 ORDER BY task, attempt',
+      [runId],
+    ),
     q(
       `SELECT task, state, lease_id::text, lease_owner, attempt, base, lost, available_at
        FROM queue_tasks WHERE run_id = $1 ORDER BY task`,
@@ -198,7 +212,10 @@ async function checkInvariants(runId: string, sims: readonly SimWorker[], where:
     const mine = attempts.filter((a) => a.task === t.task);
     const ctx = `${where}: task ${t.task} (${t.state}) attempts ${JSON.stringify(mine.map((a) => [a.attempt, a.state, a.worker]))}`;
     // Attempts are numbered 1..n without gaps, n recorded on the task run.
-    expect(mine.map((a) => a.attempt), ctx).toEqual(mine.map((_, i) => i + 1));
+    expect(
+      mine.map((a) => a.attempt),
+      ctx,
+    ).toEqual(mine.map((_, i) => i + 1));
     expect(t.attempts, ctx).toBe(mine.length);
     // Never two live owners: one running attempt at most, and it is the lease holder's.
     const running = mine.filter((a) => a.state === 'running');
@@ -225,7 +242,10 @@ async function checkInvariants(runId: string, sims: readonly SimWorker[], where:
     const retries = RETRIES[t.task]!;
     expect(failed.length, ctx).toBeLessThanOrEqual(retries + 1);
     expect(lost.length, ctx).toBeLessThanOrEqual(MAX_LOST + 1);
-    expect(lost.every((a) => a.code === 'TASK_LOST'), ctx).toBe(true);
+    expect(
+      lost.every((a) => a.code === 'TASK_LOST'),
+      ctx,
+    ).toBe(true);
     if (t.state === 'retrying') expect(failed.length, ctx).toBeLessThanOrEqual(retries);
     if (t.state === 'failed') {
       if (t.code === 'TASK_LOST') {
@@ -238,8 +258,8 @@ async function checkInvariants(runId: string, sims: readonly SimWorker[], where:
       }
     }
     // A retried task that had lost attempts: lost ones did not count.
-    if (lost.length > 0 && (t.state === 'retrying' || (failed.length > 0 && t.state === 'succeeded')))
-      seen.retriedAfterLoss += 1;
+    if (lost.length > 0 && failed.length > 0 && t.state !== 'failed')
+      seen.retriedAfterLoss.add(`${runId}/${t.task}`);
   }
   // Among the leases the workers believe they hold, at most one per task is live.
   const live = new Map<string, string[]>();
@@ -348,10 +368,9 @@ async function step(queue: TaskQueue, runId: string, sims: SimWorker[], op: Op):
         await checkInvariants(runId, sims, `resume ${w.id}`);
       }
       return;
-  }
-  if (w.paused) return;
-  switch (op.k) {
     case 'claim': {
+      // A paused worker does nothing until it resumes (nor does it heartbeat).
+      if (w.paused) return;
       const before = await q<{ task: string }>(
         `SELECT task FROM queue_tasks WHERE run_id = $1 AND state = 'ready' AND available_at <= now()`,
         [runId],
@@ -363,6 +382,7 @@ async function step(queue: TaskQueue, runId: string, sims: SimWorker[], op: Op):
       return;
     }
     case 'heartbeat': {
+      if (w.paused) return;
       const mine = await q<{ task: string; lease_id: string }>(
         `SELECT task, lease_id::text FROM queue_tasks WHERE state = 'leased' AND lease_owner = $1`,
         [w.id],
@@ -382,18 +402,27 @@ async function step(queue: TaskQueue, runId: string, sims: SimWorker[], op: Op):
       return;
     }
     case 'succeed': {
+      if (w.paused) return;
       const claim = pick(w, op.i, runId);
       if (!claim) return;
       await write(queue, runId, w, claim, claim.started ? succeeded(claim) : 'start', op.chain);
       return;
     }
     case 'fail': {
+      if (w.paused) return;
       const claim = pick(w, op.i, runId);
       if (!claim) return;
       const completion: TaskCompletion = claim.started
         ? failed(claim, op.retryable)
         : // Its `when` said no.
-          { runId, task: claim.task, lease: claim.lease, attempt: claim.attempt, kind: 'skipped', reason: 'no' };
+          {
+            runId,
+            task: claim.task,
+            lease: claim.lease,
+            attempt: claim.attempt,
+            kind: 'skipped',
+            reason: 'no',
+          };
       await write(queue, runId, w, claim, completion, false);
       return;
     }
@@ -430,9 +459,10 @@ function succeeded(claim: ClaimedTask): TaskCompletion {
  */
 async function drain(queue: TaskQueue, runId: string, sims: SimWorker[]): Promise<string> {
   draining = true;
-  await q(`UPDATE queue_tasks SET lease_expires_at = now() - interval '1 second' WHERE state = 'leased' AND run_id = $1`, [
-    runId,
-  ]);
+  await q(
+    `UPDATE queue_tasks SET lease_expires_at = now() - interval '1 second' WHERE state = 'leased' AND run_id = $1`,
+    [runId],
+  );
   seen.lostInDrain += (await queue.reap()).lost;
   await checkInvariants(runId, sims, 'drain: reaped');
   const honest: SimWorker = { id: 'finisher', held: [], paused: false };
@@ -491,7 +521,12 @@ describe.skipIf(!db.available)('leases on the PostgreSQL queue (property-based)'
             // Each sequence starts from an empty queue (a shrinking replay may follow a failed one).
             await q('DELETE FROM queue_tasks');
             await q('DELETE FROM queue_runs');
-            const run = await createRun(store, { plan: PLAN, params: {}, trigger: 'manual', now: Date.now() });
+            const run = await createRun(store, {
+              plan: PLAN,
+              params: {},
+              trigger: 'manual',
+              now: Date.now(),
+            });
             expect(await queue.startRun(run.id)).toBe(true);
             const sims: SimWorker[] = WORKERS.slice(0, nWorkers).map((id) => ({
               id: `${id}/${sequence}`,
@@ -529,7 +564,7 @@ describe.skipIf(!db.available)('leases on the PostgreSQL queue (property-based)'
       console.log(
         `[reliability] lease properties: ${seen.runs} runs, ${seen.steps} steps in ${Date.now() - started} ms; ` +
           `${seen.lateWritesRejected} late writes rejected (+${seen.lateWritesRejectedInDrain} after draining), ${seen.lateHeartbeatsEmpty} heartbeats with lost leases, ` +
-          `${seen.lostAttempts} attempts lost (+${seen.lostInDrain} when draining), ${seen.retriedAfterLoss} retried after a loss, ` +
+          `${seen.lostAttempts} attempts lost (+${seen.lostInDrain} when draining), ${seen.retriedAfterLoss.size} tasks retried after a loss, ` +
           `${seen.lostTaskFailures} tasks failed TASK_LOST, runs ${seen.succeededRuns} succeeded / ${seen.failedRuns} failed`,
       );
       // The sequences did reach the paths the invariants are about.

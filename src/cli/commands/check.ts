@@ -8,6 +8,8 @@ import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL } from '../../organism/connecti
 import { findPipelineFiles } from '../../project/discover.js';
 import { loadPipeline } from '../../project/load-pipeline.js';
 import { openStore, redactUrl, resolveStoreSpec } from '../../store/open-store.js';
+import type { QueueHealth } from '../../worker/queue-port.js';
+import type { QueueProblem } from '../../worker/queue-health.js';
 import type { CliContext } from '../context.js';
 import { renderTable } from '../render/table.js';
 
@@ -36,6 +38,12 @@ export type CheckResult = {
 
 export type PipelineNeeds = { file: string; pipeline: string | null; services: ServiceName[] };
 
+/**
+ * The task queues of a PostgreSQL store: what is waiting and how many live workers take it.
+ * `queues` is null when the store has no queue (SQLite, memory) or it could not be read (`error`).
+ */
+export type QueueCheck = { queues: QueueHealth[] | null; problems: QueueProblem[]; error: string | null };
+
 const DEFAULT_TIMEOUT_MS = 2000;
 
 /**
@@ -56,7 +64,7 @@ export async function checkCommand(
   const redisUrl = options.redisUrl ?? env.REDIS_URL ?? DEFAULT_REDIS_URL;
   const databaseUrl = options.databaseUrl ?? env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 
-  const [store, redis, postgres] = await Promise.all([
+  const [{ result: store, postgresUrl }, redis, postgres] = await Promise.all([
     probeStore(ctx, timeoutMs),
     probe('redis', 'redis', redactUrl(redisUrl), timeoutMs, (signal) =>
       redisVersion(redisUrl, timeoutMs, signal),
@@ -72,14 +80,24 @@ export async function checkCommand(
   postgres.neededBy = named(pipelines.filter((p) => p.services.includes('postgres')));
   const results = [store, redis, postgres];
   const missing = results.filter((r) => !r.reachable && r.neededBy.length > 0);
+  // On PostgreSQL a scheduler only enqueues: tasks waiting with no live worker never run.
+  const queues: QueueCheck =
+    postgresUrl !== null && store.reachable
+      ? await checkQueues(postgresUrl, timeoutMs)
+      : { queues: null, problems: [], error: null };
+  const queuesOk = queues.problems.length === 0 && queues.error === null;
+  const ok = missing.length === 0 && queuesOk;
 
   if (options.format === 'json') {
     ctx.io.stdout(
       JSON.stringify(
         {
-          ok: missing.length === 0,
+          ok,
           checks: results.map(({ neededBy, ...rest }) => ({ ...rest, needed_by: neededBy })),
           pipelines,
+          queues: queues.queues,
+          queue_problems: queues.problems,
+          queue_error: queues.error,
         },
         null,
         2,
@@ -104,13 +122,67 @@ export async function checkCommand(
         `  ${r.neededBy.length > 0 ? c.red('✗') : c.yellow('!')} ${label[r.target]}: ${r.error}\n`,
       );
     }
+    if (queues.queues !== null && queues.queues.length > 0) {
+      const queueRows = [
+        ['QUEUE', 'READY', 'DELAYED', 'RUNNING', 'WORKERS'].map((h) => c.bold(h)),
+        ...queues.queues.map((q) => [
+          q.queue,
+          String(q.ready),
+          String(q.delayed),
+          String(q.running),
+          q.workers > 0 ? String(q.workers) : q.ready + q.delayed > 0 ? c.red('0') : '0',
+        ]),
+      ];
+      ctx.io.stdout('\n' + renderTable(queueRows, { indent: '  ' }) + '\n');
+    }
+    for (const problem of queues.problems) ctx.io.stdout(`  ${c.red('✗')} ${problem.message}\n`);
+    if (queues.error !== null) ctx.io.stdout(`  ${c.red('✗')} task queues: ${queues.error}\n`);
     ctx.io.stdout(
       missing.length === 0
         ? `${c.green('✓')} everything the ${pipelines.length} pipeline(s) need is reachable\n`
         : `${c.red('✗')} not reachable but needed: ${missing.map((r) => label[r.target]).join(', ')}\n`,
     );
+    if (queues.problems.length > 0) {
+      ctx.io.stdout(
+        `${c.red('✗')} tasks waiting with no live worker in queue(s): ${queues.problems.map((p) => p.queue).join(', ')}\n`,
+      );
+    }
   }
-  return missing.length === 0 ? 0 : 1;
+  return ok ? 0 : 1;
+}
+
+/** Queue health of a PostgreSQL store (its schema is current: probeStore checked). */
+async function checkQueues(url: string, timeoutMs: number): Promise<QueueCheck> {
+  const [{ createPostgresTaskQueue }, { queueHealth }] = await Promise.all([
+    import('../../store/postgres/queue.js'),
+    import('../../worker/queue-health.js'),
+  ]);
+  let timer: NodeJS.Timeout | undefined;
+  let abandoned = false;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abandoned = true;
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  const read = async () => {
+    const queue = await createPostgresTaskQueue(url, { migrate: false, poolSize: 1 });
+    try {
+      if (abandoned) throw new Error('abandoned');
+      return await queueHealth(queue);
+    } finally {
+      // Closed even when the answer came too late: an open pool would keep the process alive.
+      await queue.close().catch(() => undefined);
+    }
+  };
+  try {
+    const health = await Promise.race([read(), timeout]);
+    return { queues: health.queues, problems: health.problems, error: null };
+  } catch (error) {
+    return { queues: null, problems: [], error: describeError(error) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The services each pipeline under PATH needs, from its tasks' and hooks' handlers. */
@@ -180,23 +252,38 @@ async function probe(
   }
 }
 
-async function probeStore(ctx: CliContext, timeoutMs: number): Promise<CheckResult> {
+/** The run store's probe, and its URL when it is PostgreSQL (it then has task queues). */
+async function probeStore(
+  ctx: CliContext,
+  timeoutMs: number,
+): Promise<{ result: CheckResult; postgresUrl: string | null }> {
   const { config, root } = await ctx.config();
   const spec = ctx.options.store ?? ctx.io.env.WEFT_STORE ?? config.store;
   const cwd = spec ? ctx.cwd : root;
   const target = resolveStoreSpec(spec || undefined, { cwd });
   switch (target.kind) {
     case 'memory':
-      return probe('store', 'memory', ':memory:', timeoutMs, () => Promise.resolve(null));
+      return {
+        result: await probe('store', 'memory', ':memory:', timeoutMs, () => Promise.resolve(null)),
+        postgresUrl: null,
+      };
     case 'sqlite':
-      return probe('store', 'sqlite', target.path, timeoutMs, () => sqliteSchemaVersion(target.path));
+      return {
+        result: await probe('store', 'sqlite', target.path, timeoutMs, () =>
+          sqliteSchemaVersion(target.path),
+        ),
+        postgresUrl: null,
+      };
     case 'postgres':
-      return probe('store', 'postgres', redactUrl(target.url), timeoutMs, async () => {
-        // readonly: checks the schema is current without migrating anything.
-        const store = await openStore(target.url, { cwd, readonly: true });
-        await store.close();
-        return null;
-      });
+      return {
+        result: await probe('store', 'postgres', redactUrl(target.url), timeoutMs, async () => {
+          // readonly: checks the schema is current without migrating anything.
+          const store = await openStore(target.url, { cwd, readonly: true });
+          await store.close();
+          return null;
+        }),
+        postgresUrl: target.url,
+      };
   }
 }
 

@@ -21,8 +21,17 @@ export async function runCommand(ctx: CliContext, pipeline: string, options: Run
   const params = paramsForCommand(plan, options.param);
   const concurrency = parsePositiveInt('--concurrency', options.concurrency);
   const store = await ctx.recoveredStore();
-  const run = await createRun(store, { plan, params, trigger: 'manual', now: Date.now(), owner: localOwner() });
-  return executeInForeground(ctx, store, run, { ...options, ...(concurrency ? { concurrencyN: concurrency } : {}) });
+  const run = await createRun(store, {
+    plan,
+    params,
+    trigger: 'manual',
+    now: Date.now(),
+    owner: localOwner(),
+  });
+  return executeInForeground(ctx, store, run, {
+    ...options,
+    ...(concurrency ? { concurrencyN: concurrency } : {}),
+  });
 }
 
 /**
@@ -38,7 +47,10 @@ export async function executeInForeground(
   const json = options.format === 'json';
   const tasksBefore = await store.getTaskRuns(run.id);
   const alreadySucceeded = new Set(tasksBefore.filter((t) => t.state === 'succeeded').map((t) => t.task));
-  const progress = createRunProgress(ctx.io, run.plan, { quiet: json || options.quiet === true, alreadySucceeded });
+  const progress = createRunProgress(ctx.io, run.plan, {
+    quiet: json || options.quiet === true,
+    alreadySucceeded,
+  });
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -75,7 +87,15 @@ export async function executeInForeground(
     const attempts = await store.getAttempts(final.id);
     ctx.io.stdout(
       JSON.stringify(
-        { ...runToJson(final), tasks: tasks.map((t) => taskRunToJson(t, attempts.filter((a) => a.task === t.task))) },
+        {
+          ...runToJson(final),
+          tasks: tasks.map((t) =>
+            taskRunToJson(
+              t,
+              attempts.filter((a) => a.task === t.task),
+            ),
+          ),
+        },
         null,
         2,
       ) + '\n',
@@ -92,7 +112,10 @@ async function printSummary(ctx: CliContext, store: RunStore, run: RunRecord): P
   const c = ctx.io.colors;
   const tasks = await store.getTaskRuns(run.id);
   // A big run shows its counts and the tasks that did not succeed; a small one shows every task.
-  const shown = tasks.length <= SUMMARY_MAX_ROWS ? tasks : tasks.filter((t) => t.state !== 'succeeded').slice(0, SUMMARY_MAX_ROWS);
+  const shown =
+    tasks.length <= SUMMARY_MAX_ROWS
+      ? tasks
+      : tasks.filter((t) => t.state !== 'succeeded').slice(0, SUMMARY_MAX_ROWS);
   const rows = [
     ['TASK', 'STATE', 'ATTEMPTS', 'DURATION', 'DETAIL'].map((h) => c.bold(h)),
     ...shown.map((t) => {
@@ -115,11 +138,22 @@ async function printSummary(ctx: CliContext, store: RunStore, run: RunRecord): P
       (ms === null ? '' : ` in ${formatDuration(ms)}`) +
       ` — ${[...counts].map(([state, n]) => `${n} ${state}`).join(', ')}\n`,
   );
-  if (run.error && run.state !== 'succeeded') ctx.io.stdout(`  ${c.red(run.error.message.split('\n')[0] ?? '')}\n`);
+  // Each failed task with where it is in the YAML; the run's own error when no task explains it.
+  const failed = tasks.filter((t) => t.state === 'failed');
+  for (const t of failed) {
+    const position = run.plan.tasks[t.task]?.position;
+    const where = position ? ` ${c.dim(`(${position.file}:${position.line}:${position.column})`)}` : '';
+    ctx.io.stdout(`  ${c.red('✖')} ${t.task}${where}: ${t.error?.message.split('\n')[0] ?? 'failed'}\n`);
+  }
+  if (failed.length === 0 && run.error && run.state !== 'succeeded') {
+    ctx.io.stdout(`  ${c.red(run.error.message.split('\n')[0] ?? '')}\n`);
+  }
   ctx.io.stdout(
     `${c.dim('run id:')} ${run.id}  ${c.dim('store:')} ${store.location}${store.kind === 'sqlite' ? '' : ` (${store.kind})`}\n` +
       `${c.dim('logs:')}   weft logs ${run.id} [TASK]` +
-      (run.state === 'failed' || run.state === 'cancelled' ? `\n${c.dim('retry:')}  weft resume ${run.id}` : '') +
+      (run.state === 'failed' || run.state === 'cancelled'
+        ? `\n${c.dim('retry:')}  weft resume ${run.id}`
+        : '') +
       '\n',
   );
 }

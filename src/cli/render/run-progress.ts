@@ -23,11 +23,16 @@ export function createRunProgress(
   if (io.isTTY && plan.order.length <= LIVE_LIST_MAX_TASKS && process.stdout.isTTY) {
     return createLiveList(io, plan, options.alreadySucceeded ?? new Set());
   }
-  return createPlainLines(io, plan.order.length > LIVE_LIST_MAX_TASKS);
+  return createPlainLines(io, plan.order.length > LIVE_LIST_MAX_TASKS, plan);
 }
 
 /** One line per event, for CI logs and pipes. With many tasks, successes are summarised instead. */
-export function createPlainLines(io: CliIO, summariseSuccesses = false): RunProgress {
+export function createPlainLines(io: CliIO, summariseSuccesses = false, plan?: Plan): RunProgress {
+  // A failure points back at the task in the YAML, like a validation error does.
+  const where = (task: string) => {
+    const position = plan?.tasks[task]?.position;
+    return position ? ` ${io.colors.dim(`(${position.file}:${position.line}:${position.column})`)}` : '';
+  };
   const c = io.colors;
   const line = (text: string) => io.stdout(`${c.dim(new Date().toISOString())} ${text}\n`);
   let succeeded = 0;
@@ -35,27 +40,39 @@ export function createPlainLines(io: CliIO, summariseSuccesses = false): RunProg
     onEvent(event) {
       switch (event.type) {
         case 'run:started':
-          line(`run ${event.runId} of ${c.bold(event.pipeline)} started: ${event.tasks} tasks${event.attempt > 1 ? `, run attempt ${event.attempt}` : ''}`);
+          line(
+            `run ${event.runId} of ${c.bold(event.pipeline)} started: ${event.tasks} tasks${event.attempt > 1 ? `, run attempt ${event.attempt}` : ''}`,
+          );
           break;
         case 'run:retrying':
-          line(c.yellow(`run failed; retrying the whole run (attempt ${event.attempt}) in ${formatDuration(event.delayMs)}`));
+          line(
+            c.yellow(
+              `run failed; retrying the whole run (attempt ${event.attempt}) in ${formatDuration(event.delayMs)}`,
+            ),
+          );
           break;
         case 'run:finished':
           if (summariseSuccesses) line(`${succeeded} tasks succeeded`);
           break;
         case 'task:started':
-          if (!summariseSuccesses) line(`${event.task} started${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`);
+          if (!summariseSuccesses)
+            line(`${event.task} started${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`);
           break;
         case 'task:succeeded':
           succeeded++;
-          if (!summariseSuccesses) line(`${event.task} ${c.green('succeeded')} in ${formatDuration(event.durationMs)}`);
+          if (!summariseSuccesses)
+            line(`${event.task} ${c.green('succeeded')} in ${formatDuration(event.durationMs)}`);
           break;
         case 'task:retrying':
           // event.attempt is the attempt that just failed; the next one starts after the delay.
-          line(`${event.task} ${c.yellow('failed')} (attempt ${event.attempt}): ${firstLine(event.error.message)}; retrying in ${formatDuration(event.delayMs)}`);
+          line(
+            `${event.task} ${c.yellow('failed')} (attempt ${event.attempt}): ${firstLine(event.error.message)}; retrying in ${formatDuration(event.delayMs)}`,
+          );
           break;
         case 'task:failed':
-          line(`${event.task} ${c.red('failed')} after ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}: ${firstLine(event.error.message)}${event.continueOnError ? ' (continue_on_error)' : ''}`);
+          line(
+            `${event.task} ${c.red('failed')} after ${event.attempts} attempt${event.attempts === 1 ? '' : 's'}: ${firstLine(event.error.message)}${event.continueOnError ? ' (continue_on_error)' : ''}${where(event.task)}`,
+          );
           break;
         case 'task:skipped':
           line(`${event.task} ${c.dim('skipped')}: ${event.reason}`);
@@ -84,7 +101,9 @@ type Wrapper = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRe
 
 interface LiveTask {
   wrapper?: Wrapper;
-  finish?: (outcome: { kind: 'ok' } | { kind: 'skip'; reason: string } | { kind: 'fail'; message: string }) => void;
+  finish?: (
+    outcome: { kind: 'ok' } | { kind: 'skip'; reason: string } | { kind: 'fail'; message: string },
+  ) => void;
   pending?: { kind: 'ok' } | { kind: 'skip'; reason: string } | { kind: 'fail'; message: string };
   settled: boolean;
   title: string;
@@ -153,7 +172,10 @@ function createLiveList(io: CliIO, plan: Plan, alreadySucceeded: ReadonlySet<str
     onEvent(event) {
       switch (event.type) {
         case 'task:started':
-          setTitle(event.task, `${event.task}${event.attempt > 1 ? c.yellow(` attempt ${event.attempt}`) : ''}`);
+          setTitle(
+            event.task,
+            `${event.task}${event.attempt > 1 ? c.yellow(` attempt ${event.attempt}`) : ''}`,
+          );
           break;
         case 'task:retrying':
           setTitle(
@@ -180,7 +202,8 @@ function createLiveList(io: CliIO, plan: Plan, alreadySucceeded: ReadonlySet<str
           break;
         case 'run:finished':
           // Anything not settled by now did not run in this execution.
-          for (const name of tasks.keys()) settle(name, { kind: 'skip', reason: 'not run in this execution' });
+          for (const name of tasks.keys())
+            settle(name, { kind: 'skip', reason: 'not run in this execution' });
           break;
         case 'run:started':
         case 'run:retrying':
