@@ -22,7 +22,14 @@ function workloadFile(name) {
   const file = join(out, `${name}.yaml`);
   if (!existsSync(file)) {
     const [shape, n] = name.split('-');
-    execFileSync('node', [resolve(root, '..', 'shared', 'bench', 'gen-dag.mjs'), '--shape', shape, '--n', n, file]);
+    execFileSync('node', [
+      resolve(root, '..', 'shared', 'bench', 'gen-dag.mjs'),
+      '--shape',
+      shape,
+      '--n',
+      n,
+      file,
+    ]);
   }
   return file;
 }
@@ -30,9 +37,13 @@ function workloadFile(name) {
 if (!argv.includes('--workload')) {
   for (const store of ['memory', 'sqlite']) {
     for (const workload of WORKLOADS) {
-      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--workload', workload, '--store', store], {
-        stdio: 'inherit',
-      });
+      const child = spawnSync(
+        process.execPath,
+        [fileURLToPath(import.meta.url), '--workload', workload, '--store', store],
+        {
+          stdio: 'inherit',
+        },
+      );
       if (child.status !== 0) process.exit(child.status ?? 1);
     }
   }
@@ -50,7 +61,8 @@ const storeKind = arg('--store', 'memory');
 const repeat = Number(arg('--repeat', '3'));
 const registry = createBuiltinRegistry();
 const loaded = await loadPipeline(workloadFile(workload), { registry });
-if (!loaded.plan) throw new Error(`${workload} did not compile: ${JSON.stringify(loaded.diagnostics.slice(0, 3))}`);
+if (!loaded.plan)
+  throw new Error(`${workload} did not compile: ${JSON.stringify(loaded.diagnostics.slice(0, 3))}`);
 const plan = loaded.plan;
 
 let peakRss = process.memoryUsage().rss;
@@ -85,7 +97,9 @@ const median = times[Math.floor(times.length / 2)];
 const tasks = plan.order.length;
 console.log(
   `${workload.padEnd(14)} ${storeKind.padEnd(7)} ${String(tasks).padStart(6)} tasks  ` +
-    `${Math.round(tasks / (median / 1000)).toLocaleString('en-US').padStart(8)} tasks/s  ` +
+    `${Math.round(tasks / (median / 1000))
+      .toLocaleString('en-US')
+      .padStart(8)} tasks/s  ` +
     `(median of ${repeat}: ${median.toFixed(0)} ms, incl. createRun and final flush; concurrency ${plan.concurrency})  ` +
     `peak RSS ${Math.round(peakRss / 1048576)} MB`,
 );

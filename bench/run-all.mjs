@@ -23,7 +23,9 @@ const scripts = [
 for (const [title, args] of scripts) {
   console.log(`\n== ${title} ==`);
   const [first, ...rest] = args;
-  const argv = first.startsWith('--') ? [first, join(here, rest[0]), ...rest.slice(1)] : [join(here, first), ...rest];
+  const argv = first.startsWith('--')
+    ? [first, join(here, rest[0]), ...rest.slice(1)]
+    : [join(here, first), ...rest];
   const result = spawnSync(process.execPath, argv, { stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }

@@ -18,9 +18,13 @@ function timeRuns(args, runs = 5) {
   const times = [];
   for (let i = 0; i < runs; i++) {
     const start = process.hrtime.bigint();
-    const result = spawnSync('node', [join(root, 'bin', 'weft.js'), ...args], { cwd: root, encoding: 'utf8' });
+    const result = spawnSync('node', [join(root, 'bin', 'weft.js'), ...args], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     times.push(Number(process.hrtime.bigint() - start) / 1e6);
-    if (result.status !== 0) throw new Error(`weft ${args.join(' ')} exited ${result.status}: ${result.stdout}${result.stderr}`);
+    if (result.status !== 0)
+      throw new Error(`weft ${args.join(' ')} exited ${result.status}: ${result.stdout}${result.stderr}`);
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
@@ -28,5 +32,9 @@ function timeRuns(args, runs = 5) {
 
 const big = timeRuns(['validate', layered]);
 const small = timeRuns(['validate', 'pipelines/hello.yaml']);
-console.log(`validate layered-10000 (10,000 tasks, 3 deps each): ${big.toFixed(0)} ms (whole process, median of 5)`);
-console.log(`validate pipelines/hello.yaml:                      ${small.toFixed(0)} ms (whole process, median of 5)`);
+console.log(
+  `validate layered-10000 (10,000 tasks, 3 deps each): ${big.toFixed(0)} ms (whole process, median of 5)`,
+);
+console.log(
+  `validate pipelines/hello.yaml:                      ${small.toFixed(0)} ms (whole process, median of 5)`,
+);

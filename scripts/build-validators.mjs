@@ -13,7 +13,13 @@ import standaloneCode from 'ajv/dist/standalone/index.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const text = readFileSync(join(root, 'schema', 'pipeline.schema.json'), 'utf8');
 // Must match createPipelineValidator's options in src/pipeline/validate-schema.ts.
-const ajv = new Ajv2020({ strict: true, allErrors: true, verbose: true, allowUnionTypes: true, code: { source: true } });
+const ajv = new Ajv2020({
+  strict: true,
+  allErrors: true,
+  verbose: true,
+  allowUnionTypes: true,
+  code: { source: true },
+});
 const validate = ajv.compile(JSON.parse(text));
 const hash = createHash('sha256').update(text).digest('hex');
 const code = `${standaloneCode.default ? standaloneCode.default(ajv, validate) : standaloneCode(ajv, validate)}\nmodule.exports.schemaHash = ${JSON.stringify(hash)};\n`;

@@ -154,7 +154,9 @@ export function toErrorInfo(error: unknown): ErrorInfo {
   if (error instanceof WeftError) {
     const cause = error.cause;
     const name = cause instanceof Error ? cause.name : undefined;
-    return name ? { code: error.code, message: error.message, name } : { code: error.code, message: error.message };
+    return name
+      ? { code: error.code, message: error.message, name }
+      : { code: error.code, message: error.message };
   }
   if (error instanceof Error) return { code: 'HANDLER_FAILED', message: error.message, name: error.name };
   return { code: 'HANDLER_FAILED', message: String(error) };

@@ -36,7 +36,10 @@ export class CliContext {
   }
 
   config(): Promise<LoadedConfig> {
-    this.#config ??= loadConfig({ cwd: this.cwd, ...(this.options.config ? { file: this.options.config } : {}) });
+    this.#config ??= loadConfig({
+      cwd: this.cwd,
+      ...(this.options.config ? { file: this.options.config } : {}),
+    });
     return this.#config;
   }
 

@@ -16,7 +16,9 @@ export async function main(argv: readonly string[], io: CliIO = createProcessIO(
   let exitCode: number = EXIT.ok;
   const contexts: CliContext[] = [];
   const program = new Command('weft')
-    .description('A declarative YAML pipeline runner: validate, plan, run and schedule DAGs of TypeScript handlers.')
+    .description(
+      'A declarative YAML pipeline runner: validate, plan, run and schedule DAGs of TypeScript handlers.',
+    )
     .version(VERSION, '-v, --version')
     .showSuggestionAfterError(true)
     .exitOverride()
@@ -47,7 +49,11 @@ export async function main(argv: readonly string[], io: CliIO = createProcessIO(
 function reportError(error: unknown, io: CliIO): number {
   const c = io.colors;
   if (error instanceof CommanderError) {
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+    if (
+      error.code === 'commander.helpDisplayed' ||
+      error.code === 'commander.version' ||
+      error.code === 'commander.help'
+    ) {
       return EXIT.ok;
     }
     // commander already printed its message; add where to look.

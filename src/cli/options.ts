@@ -21,12 +21,16 @@ export function withProjectOptions(command: Command): Command {
   return command
     .option('-c, --config <file>', 'the project config (default: weft.config.ts in the current folder)')
     .addOption(
-      new Option('--handlers <module>', 'a TypeScript or JavaScript module exporting handlers (repeatable)').argParser(
-        collectList,
-      ),
+      new Option(
+        '--handlers <module>',
+        'a TypeScript or JavaScript module exporting handlers (repeatable)',
+      ).argParser(collectList),
     );
 }
 
 export function withStoreOption(command: Command): Command {
-  return command.option('-s, --store <path-or-url>', 'the run store: a SQLite file or postgres:// URL (env WEFT_STORE)');
+  return command.option(
+    '-s, --store <path-or-url>',
+    'the run store: a SQLite file or postgres:// URL (env WEFT_STORE)',
+  );
 }

@@ -1,11 +1,5 @@
 import type { JsonValue } from '../core/json.js';
-import type {
-  Backoff,
-  CatchupPolicy,
-  OverlapPolicy,
-  ParamSpec,
-  TriggerRule,
-} from '../pipeline/spec.js';
+import type { Backoff, CatchupPolicy, OverlapPolicy, ParamSpec, TriggerRule } from '../pipeline/spec.js';
 
 /**
  * The compiled pipeline: defaults applied, durations in milliseconds, dependencies resolved and
@@ -35,7 +29,7 @@ export interface RetryPolicy {
 export interface PlanHook {
   handler: string;
   /** Unresolved: may hold expressions. */
-  with: JsonValue | null;
+  with: JsonValue; // null when absent
   afterConsecutiveFailures: number | null;
   position: SourcePosition;
 }
@@ -44,7 +38,7 @@ export interface PlanTask {
   name: string;
   handler: string;
   /** Unresolved: may hold `${{ … }}` expressions, resolved just before each attempt. */
-  with: JsonValue | null;
+  with: JsonValue; // null when absent
   dependsOn: string[];
   /** Tasks that depend on this one directly. */
   dependents: string[];

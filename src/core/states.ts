@@ -6,7 +6,15 @@ import { WeftError } from '../errors.js';
  * `assertRunTransition`, so a state never changes in a way these tables do not allow.
  */
 
-export const TASK_STATES = ['pending', 'running', 'retrying', 'succeeded', 'failed', 'skipped', 'cancelled'] as const;
+export const TASK_STATES = [
+  'pending',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 export const RUN_STATES = [
@@ -47,7 +55,12 @@ const RUN_TRANSITIONS: Record<RunState, readonly RunState[]> = {
   interrupted: ['running', 'queued', 'cancelled', 'failed'],
 };
 
-export const FINISHED_TASK_STATES: ReadonlySet<TaskState> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+export const FINISHED_TASK_STATES: ReadonlySet<TaskState> = new Set([
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+]);
 export const FINISHED_RUN_STATES: ReadonlySet<RunState> = new Set(['succeeded', 'failed', 'cancelled']);
 
 export function isTaskFinished(state: TaskState): boolean {
@@ -68,12 +81,16 @@ export function canTransitionRun(from: RunState, to: RunState): boolean {
 
 export function assertTaskTransition(task: string, from: TaskState, to: TaskState): void {
   if (!canTransitionTask(from, to)) {
-    throw new WeftError('STATE_TRANSITION', `task "${task}" cannot go from ${from} to ${to}`, { retryable: false });
+    throw new WeftError('STATE_TRANSITION', `task "${task}" cannot go from ${from} to ${to}`, {
+      retryable: false,
+    });
   }
 }
 
 export function assertRunTransition(runId: string, from: RunState, to: RunState): void {
   if (!canTransitionRun(from, to)) {
-    throw new WeftError('STATE_TRANSITION', `run ${runId} cannot go from ${from} to ${to}`, { retryable: false });
+    throw new WeftError('STATE_TRANSITION', `run ${runId} cannot go from ${from} to ${to}`, {
+      retryable: false,
+    });
   }
 }

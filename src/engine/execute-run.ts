@@ -327,7 +327,9 @@ class Execution implements ExecutionContext {
     // A due hook that an earlier, killed execution recorded was run by #runPendingHooks already:
     // it runs at least once, and not once more per resume.
     const pendingKeys =
-      due.length === 0 ? new Set<string>() : new Set((await store.getHooks(run.id, ['pending'])).map((h) => h.key));
+      due.length === 0
+        ? new Set<string>()
+        : new Set((await store.getHooks(run.id, ['pending'])).map((h) => h.key));
     if (pendingKeys.size > 0) failpoint('after-hook-recorded');
     for (const { record, info } of due) {
       if (pendingKeys.has(record.key)) await runHook(hookRunner, record, planHookOf(this.plan, record), info);

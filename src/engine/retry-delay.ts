@@ -8,7 +8,11 @@ export const JITTER_SPREAD = 0.2;
  * `delayMs`, doubled per retry with exponential backoff, capped by `maxDelayMs`, and jittered.
  * Pure: `random` is injected (a number in [0, 1)).
  */
-export function retryDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+export function retryDelayMs(
+  policy: RetryPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   if (attempt <= 1) return 0;
   const retry = attempt - 1;
   let delay = policy.backoff === 'exponential' ? policy.delayMs * 2 ** (retry - 1) : policy.delayMs;

@@ -34,7 +34,9 @@ export function decideTrigger(
       return unfinished ? WAIT : RUN;
     case 'one_failed': {
       if (first('failed') !== undefined) return RUN;
-      return unfinished ? WAIT : { kind: 'skip', reason: 'no upstream task failed (trigger rule one_failed)' };
+      return unfinished
+        ? WAIT
+        : { kind: 'skip', reason: 'no upstream task failed (trigger rule one_failed)' };
     }
     case 'all_failed': {
       const notFailed = upstream.find((u) => u.outcome !== 'failed' && u.outcome !== 'unfinished');

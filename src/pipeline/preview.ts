@@ -1,5 +1,11 @@
 import { isPlainObject, type JsonObject, type JsonValue } from '../core/json.js';
-import { evaluateExpression, hasExpression, parseTemplate, referencesOf, type ExpressionScope } from './expressions.js';
+import {
+  evaluateExpression,
+  hasExpression,
+  parseTemplate,
+  referencesOf,
+  type ExpressionScope,
+} from './expressions.js';
 
 /**
  * Substitutes what is known before a run starts (params, env, run fields) and leaves what is not
@@ -19,7 +25,7 @@ export function previewTemplate(
     if (isPlainObject(node)) {
       const result: JsonObject = {};
       for (const [key, child] of Object.entries(node)) {
-        Object.defineProperty(result, key, { value: walk(child as JsonValue, quote), enumerable: true, writable: true });
+        Object.defineProperty(result, key, { value: walk(child, quote), enumerable: true, writable: true });
       }
       return result;
     }
@@ -29,14 +35,18 @@ export function previewTemplate(
     const result: JsonObject = {};
     for (const [key, child] of Object.entries(value)) {
       const quote = options.quoteKeys.includes(key) && typeof child === 'string' ? options.quote : undefined;
-      Object.defineProperty(result, key, { value: walk(child as JsonValue, quote), enumerable: true, writable: true });
+      Object.defineProperty(result, key, { value: walk(child, quote), enumerable: true, writable: true });
     }
     return result;
   }
   return walk(value, undefined);
 }
 
-function previewString(text: string, scope: ExpressionScope, quote: ((text: string) => string) | undefined): JsonValue {
+function previewString(
+  text: string,
+  scope: ExpressionScope,
+  quote: ((text: string) => string) | undefined,
+): JsonValue {
   if (!hasExpression(text)) return text;
   const { parts, errors } = parseTemplate(text);
   if (errors.length > 0) return text;

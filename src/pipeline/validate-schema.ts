@@ -39,7 +39,9 @@ export function validatePipelineSchema(source: SourceDocument): SchemaValidation
 function precompiledValidator(): ((source: SourceDocument) => SchemaValidation) | null {
   try {
     const require = createRequire(import.meta.url);
-    const generated = require('./pipeline-validator.generated.cjs') as ValidateFunction & { schemaHash?: string };
+    const generated = require('./pipeline-validator.generated.cjs') as ValidateFunction & {
+      schemaHash?: string;
+    };
     const text = readFileSync(PIPELINE_SCHEMA_URL, 'utf8');
     if (generated.schemaHash !== createHash('sha256').update(text).digest('hex')) return null;
     return (source) => runValidation(generated, source);

@@ -103,7 +103,10 @@ function checkConfig(config: WeftConfig, file: string): void {
     }
     config.handlers.forEach((handler, index) => {
       if (!isHandler(handler)) {
-        throw new WeftError('CONFIG_INVALID', `${file}: handlers[${index}] is not a handler (needs name and run)`);
+        throw new WeftError(
+          'CONFIG_INVALID',
+          `${file}: handlers[${index}] is not a handler (needs name and run)`,
+        );
       }
     });
   }

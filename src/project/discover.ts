@@ -26,7 +26,9 @@ export function findPipelineFiles(paths: readonly string[], cwd: string): string
 
 function walk(dir: string): string[] {
   const found: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
     if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) found.push(...walk(path));
@@ -45,7 +47,10 @@ export function displayPath(file: string, cwd: string): string {
  * PIPELINE as the user gave it: a path to a file, or a name found in the pipelines folder (the
  * file's base name, or the `name:` inside it, matched by the caller).
  */
-export function resolvePipelineArgument(argument: string, options: { cwd: string; pipelinesDir: string }): string {
+export function resolvePipelineArgument(
+  argument: string,
+  options: { cwd: string; pipelinesDir: string },
+): string {
   const direct = resolve(options.cwd, argument);
   if (existsSync(direct) && statSync(direct).isFile()) return displayPath(direct, options.cwd);
   const dir = resolve(options.cwd, options.pipelinesDir);

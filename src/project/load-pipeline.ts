@@ -21,7 +21,10 @@ export interface LoadedPipeline {
  * problem in the file: every stage's diagnostics are collected, and later stages run only on what
  * the earlier ones accepted (a file that is not YAML gets no schema errors).
  */
-export async function loadPipeline(file: string, options: { registry?: HandlerRegistry } = {}): Promise<LoadedPipeline> {
+export async function loadPipeline(
+  file: string,
+  options: { registry?: HandlerRegistry } = {},
+): Promise<LoadedPipeline> {
   return finishLoading(file, await readPipelineFile(file), options);
 }
 
@@ -47,7 +50,11 @@ function finishLoading(
     diagnostics.push(...bestEffortCompile(source, diagnostics, options));
     return { file, source, spec: validated.spec, plan: null, diagnostics: sortDiagnostics(diagnostics) };
   }
-  const compiled = compilePipeline(source, validated.spec, options.registry ? { registry: options.registry } : {});
+  const compiled = compilePipeline(
+    source,
+    validated.spec,
+    options.registry ? { registry: options.registry } : {},
+  );
   diagnostics.push(...compiled.diagnostics);
   const plan = hasErrors(diagnostics) ? null : compiled.plan;
   return { file, source, spec: validated.spec, plan, diagnostics: sortDiagnostics(diagnostics) };
@@ -82,7 +89,11 @@ function bestEffortCompile(
     return reported.some((p) => path.startsWith(p) || p.startsWith(path));
   };
   try {
-    const compiled = compilePipeline(source, value as unknown as PipelineSpec, options.registry ? { registry: options.registry } : {});
+    const compiled = compilePipeline(
+      source,
+      value as unknown as PipelineSpec,
+      options.registry ? { registry: options.registry } : {},
+    );
     return compiled.diagnostics.filter((d) => !overlaps(d));
   } catch {
     return [];

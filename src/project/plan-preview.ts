@@ -5,7 +5,12 @@ import { retryTimeline } from '../engine/retry-delay.js';
 import { UsageError } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { quoteShellWord } from '../handlers/shell-quote.js';
-import { evaluateCondition, parseTemplate, referencesOf, type ExpressionScope } from '../pipeline/expressions.js';
+import {
+  evaluateCondition,
+  parseTemplate,
+  referencesOf,
+  type ExpressionScope,
+} from '../pipeline/expressions.js';
 import { previewTemplate } from '../pipeline/preview.js';
 import { describeCron, nextFires } from '../schedule/cron.js';
 
@@ -29,7 +34,12 @@ export interface PlanPreview {
     next: { at: string; local: string; dst_note: string | null }[];
   };
   /** Present with --fail: what the run would do if those tasks failed for good. */
-  simulation: null | { failing: string[]; run_state: string; tasks: SimulationResult['tasks']; hooks: SimulationResult['hooks'] };
+  simulation: null | {
+    failing: string[];
+    run_state: string;
+    tasks: SimulationResult['tasks'];
+    hooks: SimulationResult['hooks'];
+  };
 }
 
 export interface TaskPreview {
@@ -37,7 +47,7 @@ export interface TaskPreview {
   handler: string;
   description: string | null;
   depends_on: string[];
-  with: JsonValue | null;
+  with: JsonValue; // null when absent
   /** The handler's own words for what it would do (shell: the exact command). */
   would: string | null;
   attempts: number;
@@ -58,7 +68,7 @@ export interface TaskPreview {
 
 export interface HookPreview {
   handler: string;
-  with: JsonValue | null;
+  with: JsonValue; // null when absent
   after_consecutive_failures: number | null;
 }
 
@@ -92,7 +102,9 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
   });
   const taskPreview = (task: PlanTask): TaskPreview => {
     const handler = options.registry.get(task.handler);
-    const quoting = handler?.shellQuoted?.length ? { quoteKeys: handler.shellQuoted, quote: quoteShellWord } : {};
+    const quoting = handler?.shellQuoted?.length
+      ? { quoteKeys: handler.shellQuoted, quote: quoteShellWord }
+      : {};
     const args = task.with === null ? null : previewTemplate(task.with, scope, quoting);
     let would: string | null = null;
     if (handler?.describe) {
@@ -131,11 +143,13 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
         timezone: plan.schedule.timezone,
         overlap: plan.schedule.overlap,
         catchup: plan.schedule.catchup,
-        next: nextFires(plan.schedule.cron, options.now, plan.schedule.timezone, options.fires ?? 5).map((fire) => ({
-          at: fire.at.toISOString(),
-          local: formatLocal(fire.at, plan.schedule!.timezone),
-          dst_note: fire.dstNote,
-        })),
+        next: nextFires(plan.schedule.cron, options.now, plan.schedule.timezone, options.fires ?? 5).map(
+          (fire) => ({
+            at: fire.at.toISOString(),
+            local: formatLocal(fire.at, plan.schedule!.timezone),
+            dst_note: fire.dstNote,
+          }),
+        ),
       }
     : null;
   let simulation: PlanPreview['simulation'] = null;
@@ -144,7 +158,12 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
       fail: new Set(options.fail),
       when: (task) => whenNow(task.when, scope) ?? true,
     });
-    simulation = { failing: [...options.fail], run_state: result.runState, tasks: result.tasks, hooks: result.hooks };
+    simulation = {
+      failing: [...options.fail],
+      run_state: result.runState,
+      tasks: result.tasks,
+      hooks: result.hooks,
+    };
   }
   return {
     pipeline: plan.name,
@@ -152,7 +171,10 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
     description: plan.description,
     params: options.params,
     concurrency: plan.concurrency,
-    stages: plan.stages.map((names, index) => ({ index, tasks: names.map((name) => taskPreview(plan.tasks[name]!)) })),
+    stages: plan.stages.map((names, index) => ({
+      index,
+      tasks: names.map((name) => taskPreview(plan.tasks[name]!)),
+    })),
     hooks: {
       on_failure: plan.onFailure.map(hook),
       on_success: plan.onSuccess.map(hook),

@@ -1,7 +1,13 @@
 import type { Plan } from '../compile/plan.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { JsonObject } from '../core/json.js';
-import { createRun, executeRun, isLocalOwnerAlive, markInterruptedRuns, prepareResume } from '../engine/index.js';
+import {
+  createRun,
+  executeRun,
+  isLocalOwnerAlive,
+  markInterruptedRuns,
+  prepareResume,
+} from '../engine/index.js';
 import type { EngineEvent } from '../engine/events.js';
 import type { EngineOptions } from '../engine/options.js';
 import { toErrorInfo, WeftError } from '../errors.js';
@@ -557,7 +563,14 @@ class SchedulerImpl implements Scheduler {
         if (list.length === 0) this.#waiting.delete(pipeline);
         if (!entry) return;
         const params = resolveParams(entry.plan.params, {}, 'json').params;
-        const started = await this.#startRun(entry.plan, params, 'schedule', fire.runId, fire.scheduledFor, null);
+        const started = await this.#startRun(
+          entry.plan,
+          params,
+          'schedule',
+          fire.runId,
+          fire.scheduledFor,
+          null,
+        );
         if (started) return;
       }
     } finally {
@@ -709,7 +722,8 @@ class SchedulerImpl implements Scheduler {
     if (this.#stopping) throw new WeftError('RUN_STATE', 'the scheduler is stopping; resume the run later');
     const run = await this.#store.getRun(runId);
     if (!run) throw new WeftError('RUN_NOT_FOUND', `no run ${runId}`);
-    if (run.state !== 'queued') throw new WeftError('RUN_STATE', `run ${runId} is ${run.state}, not ready to resume`);
+    if (run.state !== 'queued')
+      throw new WeftError('RUN_STATE', `run ${runId} is ${run.state}, not ready to resume`);
     this.#execute(run, run.scheduledFor === null ? null : Date.parse(run.scheduledFor));
   }
 

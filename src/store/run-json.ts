@@ -17,7 +17,9 @@ export function runToJson(run: RunRecord, now = Date.now()) {
     created_at: run.createdAt,
     started_at: run.startedAt,
     finished_at: run.finishedAt,
-    duration_ms: run.startedAt ? (run.finishedAt ? Date.parse(run.finishedAt) : now) - Date.parse(run.startedAt) : null,
+    duration_ms: run.startedAt
+      ? (run.finishedAt ? Date.parse(run.finishedAt) : now) - Date.parse(run.startedAt)
+      : null,
     error: run.error,
   };
 }
@@ -29,7 +31,8 @@ export function taskRunToJson(task: TaskRunRecord, attempts: readonly AttemptRec
     attempts: task.attempts,
     started_at: task.startedAt,
     finished_at: task.finishedAt,
-    duration_ms: task.startedAt && task.finishedAt ? Date.parse(task.finishedAt) - Date.parse(task.startedAt) : null,
+    duration_ms:
+      task.startedAt && task.finishedAt ? Date.parse(task.finishedAt) - Date.parse(task.startedAt) : null,
     next_attempt_at: task.nextAttemptAt,
     reason: task.reason,
     error: task.error,

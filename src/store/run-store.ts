@@ -51,7 +51,7 @@ export interface TaskRunRecord {
   /** Attempts started so far. */
   attempts: number;
   /** The handler's return value; null when none (yet). */
-  output: JsonValue | null;
+  output: JsonValue; // null when absent
   error: ErrorInfo | null;
   /** Why it was skipped or cancelled, in words. */
   reason: string | null;
@@ -229,7 +229,12 @@ export interface RunStore {
   updateRun(id: string, patch: RunPatch, condition?: RunCondition): Promise<boolean>;
 
   getTaskRuns(runId: string): Promise<TaskRunRecord[]>;
-  updateTaskRun(runId: string, task: string, patch: TaskRunPatch, condition?: TaskRunCondition): Promise<boolean>;
+  updateTaskRun(
+    runId: string,
+    task: string,
+    patch: TaskRunPatch,
+    condition?: TaskRunCondition,
+  ): Promise<boolean>;
 
   insertAttempt(attempt: AttemptRecord): Promise<void>;
   updateAttempt(

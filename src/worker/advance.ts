@@ -63,6 +63,19 @@ export interface RunView {
   /** The run attempt when the queue took the run: run retries are counted from it. */
   firstAttempt: number;
   cancelRequested: boolean;
+  /**
+   * Set once the run attempt is past the pipeline's `timeout`: the run stops as on a cancel
+   * (nothing new starts, what does not run is cancelled with this message as the reason), then
+   * fails with this error (RUN_TIMEOUT), as the interpreter's pass does.
+   */
+  timeout?: ErrorInfo;
+}
+
+/** Whether the run stops (a cancel request or its timeout), and the reason its tasks get. */
+function stopOf(run: RunView): { stopping: boolean; reason: string } {
+  if (run.cancelRequested) return { stopping: true, reason: 'the run was cancelled' };
+  if (run.timeout) return { stopping: true, reason: run.timeout.message };
+  return { stopping: false, reason: '' };
 }
 
 /** How a task ended, as a worker (or the reaper) reports it. */
@@ -140,7 +153,7 @@ export interface AdvanceInput {
   run: RunView;
   finished: readonly FinishedTask[];
   /**
-   * Only when the run has a cancel request: queued tasks whose queue entries the adapter removed
+   * Only when the run stops (a cancel request, its timeout): queued tasks whose queue entries the adapter removed
    * (they were ready, not running), with their task-run state. Queued tasks not listed are running
    * on a worker, which cancels them.
    */
@@ -337,6 +350,7 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
   const { plan, run, now } = input;
   const random = input.random ?? Math.random;
   const maxLost = input.maxLostAttempts ?? DEFAULT_MAX_LOST_ATTEMPTS;
+  const stop = stopOf(run);
   const c = new Coordinator(plan, input.states, now);
 
   for (const { task: name, from, outcome } of input.finished) {
@@ -392,7 +406,7 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
         c.finishedAt(i);
         break;
       case 'failed': {
-        if (outcome.retryable && hasRetryLeft(task.retry, outcome.nth) && !run.cancelRequested) {
+        if (outcome.retryable && hasRetryLeft(task.retry, outcome.nth) && !stop.stopping) {
           const delayMs = retryDelayMs(task.retry, outcome.nth + 1, random);
           c.changes.push(
             change({ task: name, from, to: 'retrying', error: outcome.error, nextAttemptAt: now + delayMs }),
@@ -419,14 +433,14 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
           failForGood(c, run, i, from, error, outcome.attempt);
           break;
         }
-        if (run.cancelRequested) {
+        if (stop.stopping) {
           c.states[i] = 'cancelled';
           c.changes.push(
             change({
               task: name,
               from,
               to: 'cancelled',
-              reason: 'the run was cancelled',
+              reason: stop.reason,
               nextAttemptAt: null,
               finished: true,
             }),
@@ -451,8 +465,9 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
     }
   }
 
-  if (run.cancelRequested) {
-    // As the interpreter on cancel: whatever does not run now ends cancelled, nothing new starts.
+  if (stop.stopping) {
+    // As the interpreter on cancel (and run timeout): whatever does not run now ends cancelled,
+    // nothing new starts.
     for (let i = 0; i < c.states.length; i++) {
       const name = c.index.tasks[i]!.name;
       if (c.states[i] === 'waiting') {
@@ -462,7 +477,7 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
             task: name,
             from: 'pending',
             to: 'cancelled',
-            reason: 'the run was cancelled',
+            reason: stop.reason,
             finished: true,
           }),
         );
@@ -476,7 +491,7 @@ export function advanceTasks(input: AdvanceInput): AdvanceResult {
           task: name,
           from,
           to: 'cancelled',
-          reason: 'the run was cancelled',
+          reason: stop.reason,
           nextAttemptAt: null,
           finished: true,
         }),
@@ -604,6 +619,10 @@ export function completeRun(input: RunCompletionInput): RunCompletion {
   let error: ErrorInfo | null = null;
   if (run.cancelRequested) {
     state = 'cancelled';
+  } else if (run.timeout) {
+    // The interpreter's pass ends `failed` with the timeout as its error, and may retry the run.
+    state = 'failed';
+    error = run.timeout;
   } else {
     const failed = index.tasks.filter((t, i) => states[i] === 'failed' && !t.continueOnError);
     const first = failed[0];

@@ -53,6 +53,8 @@ export interface LeaseRenewal {
   held: { runId: string; task: string; lease: number }[];
   /** Runs of held tasks with a cancel request. */
   cancelRequested: string[];
+  /** Runs of held tasks past their pipeline `timeout` (and not asked to cancel). */
+  timedOut?: string[];
 }
 
 export interface ReapResult {
@@ -62,6 +64,8 @@ export interface ReapResult {
   cancelled: number;
   /** Runs whose retry delay ended (retrying -> running). */
   resumed: number;
+  /** Runs found past their pipeline `timeout`: their tasks stopped, the run failing with RUN_TIMEOUT. */
+  timedOut: number;
 }
 
 export interface QueueHealth {

@@ -56,6 +56,8 @@ export class WorkerTaskContext implements HandlerContext {
   readonly signal: AbortSignal;
   readonly log: TaskLogger;
   readonly env: Readonly<Record<string, string | undefined>>;
+  readonly mask: (text: string) => string;
+  readonly recordChildProcess: (pgid: number) => void;
   #upstream: Record<string, JsonValue> | undefined;
   readonly #compute: () => Record<string, JsonValue>;
 
@@ -68,6 +70,10 @@ export class WorkerTaskContext implements HandlerContext {
     log: TaskLogger;
     env: Readonly<Record<string, string | undefined>>;
     upstream: () => Record<string, JsonValue>;
+    /** The run's secrets masked (see HandlerContext.mask). */
+    mask: Masker;
+    /** Stores a child process group on the attempt, so that the reaper can stop it as an orphan. */
+    recordChildProcess: (pgid: number) => void;
   }) {
     this.pipeline = init.run.pipeline;
     this.task = init.task;
@@ -77,6 +83,8 @@ export class WorkerTaskContext implements HandlerContext {
     this.signal = init.signal;
     this.log = init.log;
     this.env = init.env;
+    this.mask = init.mask;
+    this.recordChildProcess = init.recordChildProcess;
     this.#compute = init.upstream;
   }
 

@@ -9,7 +9,7 @@ import { invokeHandler, type AttemptResult } from '../engine/attempt.js';
 import { checkHandlerArgs } from '../engine/handler-args.js';
 import { countPreviousFailures, planHookOf, runHook, type HookRunner } from '../engine/hooks.js';
 import { createLogWriter, type LogWriter } from '../engine/log-writer.js';
-import { createSecretMasker, type Masker } from '../engine/mask.js';
+import { createSecretMasker, maskValue, type Masker } from '../engine/mask.js';
 import { DEFAULT_CANCEL_GRACE_MS } from '../engine/options.js';
 import { normaliseOutput } from '../engine/output.js';
 import { isNonRetryable, toErrorInfo, toWeftError, WeftError, type ErrorInfo } from '../errors.js';
@@ -82,7 +82,14 @@ export type WorkerEvent =
       recorded: boolean;
     }
   | { type: 'lease:lost'; worker: string; runId: string; task: string; attempt: number }
-  | { type: 'queue:reaped'; worker: string; lost: number; cancelled: number; resumed: number };
+  | {
+      type: 'queue:reaped';
+      worker: string;
+      lost: number;
+      cancelled: number;
+      resumed: number;
+      timedOut: number;
+    };
 
 export interface WorkerStopOptions {
   /** How long running tasks get to finish before their leases are released. Default 30 s. */
@@ -128,6 +135,8 @@ interface Held {
   since: number;
   /** Its lease is gone (or being given back): whatever it ends with is not reported. */
   discard: boolean;
+  /** The pipeline's `timeout`, once its run is known (for the message when it passes). */
+  runTimeoutMs: number | null;
 }
 
 const expressionCache = new WeakMap<PlanTask, boolean>();
@@ -362,7 +371,7 @@ class QueueWorker implements Worker {
   #start(claim: ClaimedTask): void {
     const controller = new AbortController();
     setMaxListeners(0, controller.signal);
-    const held: Held = { claim, controller, since: performance.now(), discard: false };
+    const held: Held = { claim, controller, since: performance.now(), discard: false, runTimeoutMs: null };
     const key = heldKey(claim.runId, claim.task);
     this.#held.set(key, held);
     const task = this.#execute(held)
@@ -400,6 +409,7 @@ class QueueWorker implements Worker {
     const entry = await this.#runEntry(claim.runId);
     const { run, params, masker } = entry;
     const plan = run.plan;
+    held.runTimeoutMs = plan.timeoutMs;
     const task = plan.tasks[claim.task];
     const base = { runId: claim.runId, task: claim.task, lease: claim.lease, attempt: claim.attempt };
     if (!task) {
@@ -484,7 +494,12 @@ class QueueWorker implements Worker {
     let result = raw;
     if (result.state === 'succeeded') {
       try {
-        return { ...base, kind: 'succeeded', output: normaliseOutput(result.value, task.name) };
+        // Outputs are stored, shown and passed on: a secret a command echoed must not be.
+        return {
+          ...base,
+          kind: 'succeeded',
+          output: maskValue(normaliseOutput(result.value, task.name), masker),
+        };
       } catch (error) {
         result = { state: 'failed', error: toWeftError(error, 'HANDLER_OUTPUT_INVALID') };
       }
@@ -545,6 +560,14 @@ class QueueWorker implements Worker {
             log,
             env: this.#env,
             upstream,
+            mask: masker,
+            recordChildProcess: (pgid) => {
+              // Fire and forget, as in the interpreter: the child runs already, and a store
+              // failure must not fail the attempt (the worst case is an orphan nobody can stop).
+              this.#o.store
+                .updateAttempt(claim.runId, claim.task, claim.attempt, { pid: pgid }, { states: ['running'] })
+                .catch((error: unknown) => this.#error(error, 'recording a child process'));
+            },
           }),
         ),
       {
@@ -661,11 +684,18 @@ class QueueWorker implements Worker {
         const renewal = await this.#queue.renewLeases(this.id, this.#leaseMs);
         const held = new Set(renewal.held.map((h) => `${heldKey(h.runId, h.task)}#${h.lease}`));
         const cancelled = new Set(renewal.cancelRequested);
+        const timedOut = new Set(renewal.timedOut ?? []);
         for (const [key, h] of this.#held) {
           if (h.controller.signal.aborted) continue;
           if (cancelled.has(h.claim.runId)) {
             h.controller.abort(
               new WeftError('TASK_CANCELLED', 'the run was cancelled', { retryable: false }),
+            );
+          } else if (timedOut.has(h.claim.runId)) {
+            // Worded as the interpreter words it: the attempt and its task end with this reason.
+            const after = h.runTimeoutMs === null ? '' : ` after ${h.runTimeoutMs}ms`;
+            h.controller.abort(
+              new WeftError('RUN_TIMEOUT', `the run timed out${after}`, { retryable: false }),
             );
           } else if (h.since < sentAt && !held.has(`${key}#${h.claim.lease}`)) {
             // Its lease is gone: reaped and given to someone else, or its result already recorded.
@@ -698,7 +728,7 @@ class QueueWorker implements Worker {
     this.#reaping ??= (async () => {
       try {
         const result = await this.#queue.reap();
-        if (result.lost + result.cancelled + result.resumed > 0)
+        if (result.lost + result.cancelled + result.resumed + result.timedOut > 0)
           this.#emit({ type: 'queue:reaped', worker: this.id, ...result });
       } catch (error) {
         this.#error(error, 'housekeeping');

@@ -9,7 +9,14 @@ describe('weft fires', () => {
     try {
       const store = createSqliteStore(join(project.dir, '.weft', 'weft.db'));
       const at = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString();
-      await store.recordFire({ pipeline: 'p', scheduledFor: at(0), outcome: 'ran', reason: null, runId: 'r_1', recordedAt: at(0) });
+      await store.recordFire({
+        pipeline: 'p',
+        scheduledFor: at(0),
+        outcome: 'ran',
+        reason: null,
+        runId: 'r_1',
+        recordedAt: at(0),
+      });
       await store.recordFire({
         pipeline: 'p',
         scheduledFor: at(5),
@@ -22,7 +29,11 @@ describe('weft fires', () => {
       const json = weft(['fires', '--format', 'json'], { cwd: project.dir });
       expect(json.code).toBe(0);
       expect(JSON.parse(json.stdout)).toEqual([
-        expect.objectContaining({ scheduled_for: at(5), outcome: 'skipped', reason: 'run r_1 still running (overlap: skip)' }),
+        expect.objectContaining({
+          scheduled_for: at(5),
+          outcome: 'skipped',
+          reason: 'run r_1 still running (overlap: skip)',
+        }),
         expect.objectContaining({ scheduled_for: at(0), outcome: 'ran', run_id: 'r_1' }),
       ]);
       const text = weft(['fires'], { cwd: project.dir });

@@ -13,7 +13,10 @@ export interface CliResult {
 }
 
 /** Runs `weft ARGS` in `cwd` and waits for it. NO_COLOR keeps the output plain. */
-export function weft(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): CliResult {
+export function weft(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): CliResult {
   const result = spawnSync(process.execPath, [WEFT_BIN, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: undefined, ...options.env },

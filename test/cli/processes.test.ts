@@ -201,7 +201,9 @@ describe('timeout', () => {
     const run = start(['run', 'timeout'], project.dir);
     const { code } = await run.exited;
     expect(code).toBe(1);
-    expect(run.stdout()).toMatch(/ slow failed after 1 attempt: task "slow" timed out after 500ms \(pipelines\/timeout.yaml:\d+:\d+\)$/m);
+    expect(run.stdout()).toMatch(
+      / slow failed after 1 attempt: task "slow" timed out after 500ms \(pipelines\/timeout.yaml:\d+:\d+\)$/m,
+    );
     const pid = pidPrintedBy(run.stdout(), 'slow');
     expect(pid).toBeGreaterThan(1);
     expect(isAlive(pid!)).toBe(false);

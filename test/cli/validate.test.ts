@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { tempProject, weft } from './helpers.js';
 
 const project = tempProject({
-  'pipelines/good.yaml': 'name: good\ntasks:\n  a: { handler: noop }\n  b: { handler: noop, depends_on: a }\n',
+  'pipelines/good.yaml':
+    'name: good\ntasks:\n  a: { handler: noop }\n  b: { handler: noop, depends_on: a }\n',
   'pipelines/bad.yaml': [
     'name: bad',
     'tasks:',
@@ -17,7 +18,8 @@ const project = tempProject({
     '    depends_on: [c]',
     '',
   ].join('\n'),
-  'pipelines/cycle.yaml': 'name: cycle\ntasks:\n  a: { handler: noop, depends_on: b }\n  b: { handler: noop, depends_on: a }\n',
+  'pipelines/cycle.yaml':
+    'name: cycle\ntasks:\n  a: { handler: noop, depends_on: b }\n  b: { handler: noop, depends_on: a }\n',
   'only-good/good.yaml': 'name: good\ntasks:\n  a: { handler: noop }\n',
 });
 afterAll(() => project.cleanup());
@@ -44,7 +46,10 @@ describe('weft validate', () => {
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout) as {
       valid: boolean;
-      files: { file: string; errors: { code: string; line: number; column: number; path: string; message: string }[] }[];
+      files: {
+        file: string;
+        errors: { code: string; line: number; column: number; path: string; message: string }[];
+      }[];
     };
     expect(report.valid).toBe(false);
     const codes = report.files[0]!.errors.map((e) => `${e.code} ${e.line}:${e.column}`);
@@ -55,7 +60,9 @@ describe('weft validate', () => {
   it('writes GitHub annotations', () => {
     const result = weft(['validate', '--format', 'github', 'pipelines/cycle.yaml'], { cwd: project.dir });
     expect(result.code).toBe(1);
-    expect(result.stdout).toMatch(/^::error file=pipelines\/cycle\.yaml,line=\d+,col=\d+,title=DEPENDENCY_CYCLE::/m);
+    expect(result.stdout).toMatch(
+      /^::error file=pipelines\/cycle\.yaml,line=\d+,col=\d+,title=DEPENDENCY_CYCLE::/m,
+    );
   });
 
   it('exits 2 for a usage error, naming the flag or path', () => {
@@ -84,7 +91,17 @@ describe('weft validate --changed', () => {
     });
     try {
       const git = (...args: string[]) =>
-        spawnSync('git', args, { cwd: repo.dir, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+        spawnSync('git', args, {
+          cwd: repo.dir,
+          encoding: 'utf8',
+          env: {
+            ...process.env,
+            GIT_AUTHOR_NAME: 't',
+            GIT_AUTHOR_EMAIL: 't@t',
+            GIT_COMMITTER_NAME: 't',
+            GIT_COMMITTER_EMAIL: 't@t',
+          },
+        });
       git('init', '-q');
       git('add', '.');
       git('commit', '-qm', 'init');
@@ -92,7 +109,10 @@ describe('weft validate --changed', () => {
       const none = weft(['validate', '--changed'], { cwd: repo.dir });
       expect(none.code).toBe(0);
       expect(none.stdout).toContain('no changed pipeline files');
-      writeFileSync(join(repo.dir, 'pipelines', 'edited.yaml'), 'name: edited\ntasks:\n  a: { handler: nope }\n');
+      writeFileSync(
+        join(repo.dir, 'pipelines', 'edited.yaml'),
+        'name: edited\ntasks:\n  a: { handler: nope }\n',
+      );
       writeFileSync(join(repo.dir, 'pipelines', 'new.yaml'), 'name: new\ntasks:\n  a: { handler: noop }\n');
       const some = weft(['validate', '--changed', '--format', 'json'], { cwd: repo.dir });
       expect(some.code).toBe(1);

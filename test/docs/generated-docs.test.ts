@@ -18,7 +18,10 @@ describe('generated docs do not drift from their sources', () => {
     it(`${path} is up to date (else run: node scripts/gen-docs.mjs)`, async () => {
       const file = join(ROOT, path);
       // scripts/gen-docs.mjs formats with Prettier, so that `npm run format` accepts the files.
-      const formatted = await prettier.format(text, { ...(await prettier.resolveConfig(file)), filepath: file });
+      const formatted = await prettier.format(text, {
+        ...(await prettier.resolveConfig(file)),
+        filepath: file,
+      });
       expect(readFileSync(file, 'utf8')).toBe(formatted);
     });
   }

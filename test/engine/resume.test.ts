@@ -72,12 +72,22 @@ describe('prepareResume', () => {
   it('re-runs what is downstream of a failed task even when it succeeded (an all_done cleanup)', async () => {
     const h = new EngineHarness();
     const first = await h.run(
-      plan({ tasks: [ok('a'), boom('publish', ['a']), task('cleanup', { deps: ['publish'], triggerRule: 'all_done' })] }),
+      plan({
+        tasks: [
+          ok('a'),
+          boom('publish', ['a']),
+          task('cleanup', { deps: ['publish'], triggerRule: 'all_done' }),
+        ],
+      }),
     );
     expect(first.states).toEqual({ a: 'succeeded', publish: 'failed', cleanup: 'succeeded' });
     h.register(h.track('boom', () => null));
     await prepareResume(h.store, first.run.id, { now: 0 });
-    expect((await h.outcome(first.run.id)).states).toEqual({ a: 'succeeded', publish: 'pending', cleanup: 'pending' });
+    expect((await h.outcome(first.run.id)).states).toEqual({
+      a: 'succeeded',
+      publish: 'pending',
+      cleanup: 'pending',
+    });
     const run = await h.execute(first.run.id);
     expect(run.state).toBe('succeeded');
     expect(h.calls.get('a')).toBe(1);
@@ -89,7 +99,12 @@ describe('prepareResume', () => {
     const first = await h.run(plan({ tasks: [ok('a'), ok('c', ['a']), ok('d', ['c']), boom('e', ['a'])] }));
     expect(first.run.state).toBe('failed');
     await prepareResume(h.store, first.run.id, { task: 'c', now: 0 });
-    expect((await h.outcome(first.run.id)).states).toEqual({ a: 'succeeded', c: 'pending', d: 'pending', e: 'failed' });
+    expect((await h.outcome(first.run.id)).states).toEqual({
+      a: 'succeeded',
+      c: 'pending',
+      d: 'pending',
+      e: 'failed',
+    });
     await h.execute(first.run.id);
     expect([h.calls.get('a'), h.calls.get('c'), h.calls.get('d')]).toEqual([1, 2, 2]);
   });

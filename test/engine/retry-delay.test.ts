@@ -25,13 +25,17 @@ describe('retryDelayMs', () => {
 
   it('keeps jitter within ±20 % and never below zero', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 2, max: 10 }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (n, r) => {
-        const p = policy({ retries: 10, backoff: 'exponential', jitter: true, maxDelayMs: 60_000 });
-        const base = retryDelayMs({ ...p, jitter: false }, n);
-        const jittered = retryDelayMs(p, n, () => r);
-        expect(jittered).toBeGreaterThanOrEqual(Math.floor(base * 0.8));
-        expect(jittered).toBeLessThanOrEqual(Math.ceil(base * 1.2));
-      }),
+      fc.property(
+        fc.integer({ min: 2, max: 10 }),
+        fc.double({ min: 0, max: 0.999999, noNaN: true }),
+        (n, r) => {
+          const p = policy({ retries: 10, backoff: 'exponential', jitter: true, maxDelayMs: 60_000 });
+          const base = retryDelayMs({ ...p, jitter: false }, n);
+          const jittered = retryDelayMs(p, n, () => r);
+          expect(jittered).toBeGreaterThanOrEqual(Math.floor(base * 0.8));
+          expect(jittered).toBeLessThanOrEqual(Math.ceil(base * 1.2));
+        },
+      ),
     );
   });
 

@@ -10,7 +10,14 @@ import { loadPipelineSchema } from '../../src/pipeline/schema.js';
  * `npm run build` compiles the schema ahead of time (scripts/build-validators.mjs); the CLI uses
  * that code. It must report exactly what the run-time compiled validator reports.
  */
-const generatedPath = join(import.meta.dirname, '..', '..', 'dist', 'pipeline', 'pipeline-validator.generated.cjs');
+const generatedPath = join(
+  import.meta.dirname,
+  '..',
+  '..',
+  'dist',
+  'pipeline',
+  'pipeline-validator.generated.cjs',
+);
 
 describe.skipIf(!existsSync(generatedPath))('the precompiled pipeline validator', () => {
   it('agrees with the run-time validator on every fixture', () => {
@@ -26,7 +33,9 @@ describe.skipIf(!existsSync(generatedPath))('the precompiled pipeline validator'
         if (source.value === undefined) continue;
         const expected = runtime(source);
         const ok = generated(source.value);
-        expect(ok, file).toBe(expected.diagnostics.filter((d) => d.code !== 'TASK_NAME_RESERVED').length === 0);
+        expect(ok, file).toBe(
+          expected.diagnostics.filter((d) => d.code !== 'TASK_NAME_RESERVED').length === 0,
+        );
         compared++;
       }
     }

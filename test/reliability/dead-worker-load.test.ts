@@ -146,6 +146,8 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
       const names = Array.from({ length: TASKS }, (_, i) => `t${i}`);
       const p = plan({
         name: 'dead-worker-load',
+        // The run allows every worker slot at once: the workers, not the run, limit concurrency.
+        concurrency: WORKERS * CONCURRENCY,
         tasks: [
           task('root', { handler: 'count' }),
           ...names.map((name) => task(name, { handler: 'count', deps: ['root'], retries: 0 })),
@@ -181,7 +183,14 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
         `SELECT task, attempt FROM attempts WHERE run_id = $1 AND worker = $2 AND state = 'running'`,
         [run.id, victim.id],
       );
-      expect(inFlight.length).toBeGreaterThan(0);
+      const byWorker = await db.query<{ worker: string; state: string; n: number }>(
+        `SELECT worker, state, count(*)::int AS n FROM attempts WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
+        [run.id],
+      );
+      expect(
+        inFlight.length,
+        `the victim ${victim.id} held no attempt when killed: ${JSON.stringify(byWorker)}\n${victim.stderr()}`,
+      ).toBeGreaterThan(0);
 
       // Recovery: the dead worker's attempts are recorded lost, and its tasks ready again.
       await waitFor(

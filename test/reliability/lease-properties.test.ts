@@ -52,6 +52,10 @@ type Op =
   | { k: 'reap' }
   /** The worker's leases expire and the reaper runs at once (it died, or hung long enough). */
   | { k: 'crash'; w: number }
+  /** The worker's lease has expired; its result and the reaper reach the database together. */
+  | { k: 'race'; w: number; i: number }
+  /** Two workers claim at the same moment. */
+  | { k: 'claimRace'; n: number }
   | { k: 'pause'; w: number }
   | { k: 'resume'; w: number };
 
@@ -84,6 +88,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('expire' as const), w: worker }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('reap' as const) }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('crash' as const), w: worker }) },
+  { weight: 2, arbitrary: fc.record({ k: fc.constant('race' as const), w: worker, i: fc.nat(5) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant('claimRace' as const), n: fc.integer({ min: 1, max: 3 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('pause' as const), w: worker }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('resume' as const), w: worker }) },
 );
@@ -116,6 +125,9 @@ const seen = {
   retriedAfterLoss: new Set<string>(),
   lostTaskFailures: 0,
   succeededRuns: 0,
+  claimRaces: 0,
+  racesWonByResult: 0,
+  racesWonByReaper: 0,
   failedRuns: 0,
 };
 
@@ -347,8 +359,46 @@ async function step(queue: TaskQueue, runId: string, sims: SimWorker[], op: Op):
     expect(expired[0]?.n, 'expired leases left after a reap').toBe(0);
     return;
   }
+  if (op.k === 'claimRace') {
+    const [a, b] = sims as [SimWorker, SimWorker];
+    if (a.paused || b.paused) return;
+    const [ca, cb] = await Promise.all([
+      queue.claim(a.id, ['default'], op.n, LONG_LEASE_MS),
+      queue.claim(b.id, ['default'], op.n, LONG_LEASE_MS),
+    ]);
+    a.held.push(...ca);
+    b.held.push(...cb);
+    const taken = [...ca, ...cb].map((c) => `${c.runId}/${c.task}`);
+    expect(new Set(taken).size, `both claimed one task: ${taken.join(', ')}`).toBe(taken.length);
+    if (ca.length > 0 && cb.length > 0) seen.claimRaces += 1;
+    return;
+  }
   const w = sims[op.w]!;
   switch (op.k) {
+    case 'race': {
+      if (w.paused) return;
+      const claim = pick(w, op.i, runId);
+      if (!claim?.started) return;
+      await expireLeases(w.id);
+      const [result, reaped] = await Promise.all([queue.complete(w.id, [succeeded(claim)]), queue.reap()]);
+      drop(w, claim);
+      seen.lostAttempts += reaped.lost;
+      const attempt = (
+        await q<{ state: string; worker: string }>(
+          'SELECT state, worker FROM attempts WHERE run_id = $1 AND task = $2 AND attempt = $3',
+          [runId, claim.task, claim.attempt],
+        )
+      )[0];
+      // Exactly one of them wins: the result is recorded, or the attempt is lost; never both.
+      if (result.recorded[0]) {
+        expect(attempt?.state, `race on ${claim.task}#${claim.attempt}`).toBe('succeeded');
+        seen.racesWonByResult += 1;
+      } else {
+        expect(attempt?.state, `race on ${claim.task}#${claim.attempt}`).toBe('lost');
+        seen.racesWonByReaper += 1;
+      }
+      return;
+    }
     case 'crash':
       await expireLeases(w.id);
       await step(queue, runId, sims, { k: 'reap' });
@@ -534,7 +584,7 @@ describe.skipIf(!db.available)('leases on the PostgreSQL queue (property-based)'
               paused: false,
             }));
             for (const [n, op] of ops.entries()) {
-              if (op.k !== 'reap' && op.w >= nWorkers) continue;
+              if ('w' in op && op.w >= nWorkers) continue;
               await step(queue, run.id, sims, op);
               seen.steps += 1;
               await checkInvariants(run.id, sims, `step ${n} ${JSON.stringify(op)}`);
@@ -565,7 +615,8 @@ describe.skipIf(!db.available)('leases on the PostgreSQL queue (property-based)'
         `[reliability] lease properties: ${seen.runs} runs, ${seen.steps} steps in ${Date.now() - started} ms; ` +
           `${seen.lateWritesRejected} late writes rejected (+${seen.lateWritesRejectedInDrain} after draining), ${seen.lateHeartbeatsEmpty} heartbeats with lost leases, ` +
           `${seen.lostAttempts} attempts lost (+${seen.lostInDrain} when draining), ${seen.retriedAfterLoss.size} tasks retried after a loss, ` +
-          `${seen.lostTaskFailures} tasks failed TASK_LOST, runs ${seen.succeededRuns} succeeded / ${seen.failedRuns} failed`,
+          `${seen.lostTaskFailures} tasks failed TASK_LOST, races result/reaper ${seen.racesWonByResult}/${seen.racesWonByReaper}, ` +
+          `${seen.claimRaces} simultaneous claims both served, runs ${seen.succeededRuns} succeeded / ${seen.failedRuns} failed`,
       );
       // The sequences did reach the paths the invariants are about.
       expect(seen.lateWritesRejected + seen.lateWritesRejectedInDrain).toBeGreaterThan(0);

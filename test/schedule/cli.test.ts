@@ -70,7 +70,9 @@ describe('weft serve', () => {
 
   it('runs triggered runs; on SIGTERM cancels what is still running after the grace and exits 0', async () => {
     const dir = project({ 'pipelines/tick.yaml': TICK, 'pipelines/nap.yaml': NAP });
-    const server = spawnWeft(['serve', '--log-format', 'json', '--grace', '300ms', '--port', '0'], { cwd: dir });
+    const server = spawnWeft(['serve', '--log-format', 'json', '--grace', '300ms', '--port', '0'], {
+      cwd: dir,
+    });
     let out = '';
     server.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));

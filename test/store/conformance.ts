@@ -750,7 +750,9 @@ function describeFiresAndRequests(current: () => RunStore): void {
 
     it('lists newest schedule time first, filtered and limited, and finds the last fire', async () => {
       const store = current();
-      await store.recordFire(fire({ scheduledFor: iso(2 * 60_000), outcome: 'missed', reason: 'down', runId: null }));
+      await store.recordFire(
+        fire({ scheduledFor: iso(2 * 60_000), outcome: 'missed', reason: 'down', runId: null }),
+      );
       await store.recordFire(fire({ scheduledFor: iso(60_000) }));
       await store.recordFire(fire({ scheduledFor: iso(3 * 60_000), outcome: 'queued', reason: 'busy' }));
       await store.recordFire(fire({ pipeline: 'b', scheduledFor: iso(9 * 60_000) }));
@@ -819,7 +821,11 @@ function describeFiresAndRequests(current: () => RunStore): void {
       expect(await store.completeRunRequest('q_1', 'r_y', null, iso(6))).toBe(false);
       const error = { code: 'PIPELINE_NOT_FOUND', message: 'no pipeline "demo"' };
       expect(await store.completeRunRequest('q_2', null, error, iso(7))).toBe(true);
-      expect(await store.getRunRequest('q_1')).toMatchObject({ state: 'done', runId: 'r_x', completedAt: iso(5) });
+      expect(await store.getRunRequest('q_1')).toMatchObject({
+        state: 'done',
+        runId: 'r_x',
+        completedAt: iso(5),
+      });
       expect(await store.getRunRequest('q_2')).toMatchObject({ state: 'failed', runId: null, error });
       expect(await store.completeRunRequest('q_none', 'r_z', null, iso(8))).toBe(false);
     });

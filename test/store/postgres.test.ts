@@ -158,8 +158,9 @@ describe.runIf(available)('PostgreSQL store', () => {
         { version: 1, name: 'initial' },
         { version: 2, name: 'schedule' },
         { version: 3, name: 'queue' },
+        { version: 4, name: 'queue-limits' },
       ]);
-      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(3);
+      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(4);
       // Both work against the same tables.
       const run = await a.createRun(newRun());
       expect((await b.getRun(run.id))?.id).toBe(run.id);

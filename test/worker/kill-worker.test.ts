@@ -83,6 +83,8 @@ describe.skipIf(!db.available || !built)('kill -9 of a worker process holding le
     const n = 200;
     const p = plan({
       name: 'fan-of-sleeps',
+      // Room for both workers' slots: the run's concurrency caps its running tasks across workers.
+      concurrency: 40,
       tasks: [
         ok('root', [], { handler: 'noop' }),
         ...Array.from({ length: n }, (_, i) =>

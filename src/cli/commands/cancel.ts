@@ -29,6 +29,8 @@ export async function cancelCommand(ctx: CliContext, runId: string): Promise<num
     ctx.io.stdout(`run ${runId} ${run.state}\n`);
     return 0;
   }
-  ctx.io.stdout(`cancel requested for run ${runId}; its process has not stopped it yet (still ${run.state})\n`);
+  ctx.io.stdout(
+    `cancel requested for run ${runId}; its process has not stopped it yet (still ${run.state})\n`,
+  );
   return 1;
 }

@@ -42,6 +42,7 @@ export function paramsForCommand(plan: Plan, given: Record<string, string> | und
 export function parsePositiveInt(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} expects a whole number of 1 or more, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${flag} expects a whole number of 1 or more, got "${value}"`);
   return n;
 }

@@ -21,7 +21,9 @@ export async function firesCommand(ctx: CliContext, options: FiresOptions): Prom
   const missing = await ctx.missingStore();
   const fires = missing
     ? []
-    : await (await ctx.store()).listFires({ limit, ...(options.pipeline ? { pipeline: options.pipeline } : {}) });
+    : await (
+        await ctx.store()
+      ).listFires({ limit, ...(options.pipeline ? { pipeline: options.pipeline } : {}) });
   if (options.format === 'json') {
     ctx.io.stdout(
       JSON.stringify(
@@ -48,7 +50,13 @@ export async function firesCommand(ctx: CliContext, options: FiresOptions): Prom
   ctx.io.stdout(
     renderTable([
       ['SCHEDULED FOR', 'PIPELINE', 'OUTCOME', 'RUN', 'REASON'].map((h) => c.bold(h)),
-      ...fires.map((f) => [f.scheduledFor, f.pipeline, paint[f.outcome](f.outcome), f.runId ?? '-', f.reason ?? '']),
+      ...fires.map((f) => [
+        f.scheduledFor,
+        f.pipeline,
+        paint[f.outcome](f.outcome),
+        f.runId ?? '-',
+        f.reason ?? '',
+      ]),
     ]) + '\n',
   );
   return 0;

@@ -25,7 +25,9 @@ export async function logsCommand(
   const print = (lines: LogRecord[]) => {
     for (const line of lines) {
       afterSeq = Math.max(afterSeq, line.seq);
-      ctx.io.stdout(options.format === 'json' ? JSON.stringify(logToJson(line)) + '\n' : formatLine(ctx, line) + '\n');
+      ctx.io.stdout(
+        options.format === 'json' ? JSON.stringify(logToJson(line)) + '\n' : formatLine(ctx, line) + '\n',
+      );
     }
   };
   for (;;) {
@@ -45,6 +47,10 @@ function formatLine(ctx: CliContext, line: LogRecord): string {
   const c = ctx.io.colors;
   const where = line.task ? `${line.task}${line.attempt ? `#${line.attempt}` : ''}` : 'run';
   const paint =
-    line.level === 'error' || line.level === 'stderr' ? c.red : line.level === 'warn' ? c.yellow : (s: string) => s;
+    line.level === 'error' || line.level === 'stderr'
+      ? c.red
+      : line.level === 'warn'
+        ? c.yellow
+        : (s: string) => s;
   return `${c.dim(line.ts)} ${c.cyan(where)} ${paint(line.message)}`;
 }

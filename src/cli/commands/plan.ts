@@ -23,6 +23,10 @@ export async function planCommand(ctx: CliContext, pipeline: string, options: Pl
     now: new Date(),
     ...(options.fail ? { fail: options.fail } : {}),
   });
-  ctx.io.stdout(options.format === 'json' ? JSON.stringify(preview, null, 2) + '\n' : renderPlanText(preview, ctx.io.colors));
+  ctx.io.stdout(
+    options.format === 'json'
+      ? JSON.stringify(preview, null, 2) + '\n'
+      : renderPlanText(preview, ctx.io.colors),
+  );
   return 0;
 }

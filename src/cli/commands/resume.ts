@@ -18,11 +18,25 @@ export async function resumeCommand(ctx: CliContext, runId: string, options: Res
   const store = await ctx.recoveredStore();
   const found = await requireRun(store, runId);
   runId = found.id;
-  if (found.state === 'succeeded' && options.task === undefined && (await store.getHooks(runId, ['pending'])).length > 0) {
+  if (
+    found.state === 'succeeded' &&
+    options.task === undefined &&
+    (await store.getHooks(runId, ['pending'])).length > 0
+  ) {
     // Its process died after recording the run's hooks, before running them: run just those.
-    return executeInForeground(ctx, store, found, { format: options.format, ...(options.quiet ? { quiet: true } : {}) });
+    return executeInForeground(ctx, store, found, {
+      format: options.format,
+      ...(options.quiet ? { quiet: true } : {}),
+    });
   }
-  const run = await prepareResume(store, runId, { now: Date.now(), ...(options.task ? { task: options.task } : {}) });
-  if (options.format !== 'json' && !options.quiet) ctx.io.stdout(`resuming run ${run.id} of ${run.pipeline}\n`);
-  return executeInForeground(ctx, store, run, { format: options.format, ...(options.quiet ? { quiet: true } : {}) });
+  const run = await prepareResume(store, runId, {
+    now: Date.now(),
+    ...(options.task ? { task: options.task } : {}),
+  });
+  if (options.format !== 'json' && !options.quiet)
+    ctx.io.stdout(`resuming run ${run.id} of ${run.pipeline}\n`);
+  return executeInForeground(ctx, store, run, {
+    format: options.format,
+    ...(options.quiet ? { quiet: true } : {}),
+  });
 }

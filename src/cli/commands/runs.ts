@@ -33,7 +33,11 @@ function parseStates(values: string[] | undefined): RunState[] | undefined {
 }
 
 /** `weft runs [RUN_ID]`: recent runs, newest first, or one run in detail. */
-export async function runsCommand(ctx: CliContext, runId: string | undefined, options: RunsOptions): Promise<number> {
+export async function runsCommand(
+  ctx: CliContext,
+  runId: string | undefined,
+  options: RunsOptions,
+): Promise<number> {
   const limit = parseLimit(options.limit);
   const states = parseStates(options.state);
   const missing = await ctx.missingStore();
@@ -50,7 +54,13 @@ export async function runsCommand(ctx: CliContext, runId: string | undefined, op
     ...(states ? { states } : {}),
   });
   if (options.format === 'json') {
-    ctx.io.stdout(JSON.stringify(runs.map((run) => runToJson(run)), null, 2) + '\n');
+    ctx.io.stdout(
+      JSON.stringify(
+        runs.map((run) => runToJson(run)),
+        null,
+        2,
+      ) + '\n',
+    );
     return 0;
   }
   const c = ctx.io.colors;
@@ -107,7 +117,12 @@ export async function requireStoreFor(ctx: CliContext, runId: string): Promise<v
   if (missing !== null) throw runNotFound(runId, missing);
 }
 
-async function showRun(ctx: CliContext, store: RunStore, runId: string, format: 'text' | 'json'): Promise<number> {
+async function showRun(
+  ctx: CliContext,
+  store: RunStore,
+  runId: string,
+  format: 'text' | 'json',
+): Promise<number> {
   const run = await requireRun(store, runId);
   runId = run.id;
   const tasks = await store.getTaskRuns(runId);

@@ -8,7 +8,12 @@ import { createScheduler } from '../../schedule/scheduler.js';
 import { readFileSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import type { Plan } from '../../compile/plan.js';
-import { API_TOKEN_ENV, checkBindSecurity, createHttpServer, type PipelineEntry } from '../../server/index.js';
+import {
+  API_TOKEN_ENV,
+  checkBindSecurity,
+  createHttpServer,
+  type PipelineEntry,
+} from '../../server/index.js';
 import type { FileLoad } from '../../schedule/pipeline-watcher.js';
 import { resolveStoreSpec } from '../../store/open-store.js';
 import { queueHealth } from '../../worker/queue-health.js';
@@ -175,9 +180,12 @@ async function startQueueDuties(ctx: CliContext): Promise<{ queue: TaskQueue; st
   const check = async (first: boolean) => {
     const { queues, problems } = await queueHealth(queue);
     if (first && !queues.some((q) => q.workers > 0)) {
-      ctx.io.stderr('weft serve: no weft worker is running on this store; runs will wait in the queue until one starts\n');
+      ctx.io.stderr(
+        'weft serve: no weft worker is running on this store; runs will wait in the queue until one starts\n',
+      );
     }
-    for (const problem of problems) if (!warned.has(problem.queue)) ctx.io.stderr(`weft serve: ${problem.message}\n`);
+    for (const problem of problems)
+      if (!warned.has(problem.queue)) ctx.io.stderr(`weft serve: ${problem.message}\n`);
     warned = new Set(problems.map((p) => p.queue));
   };
   let busy = false;
@@ -222,7 +230,13 @@ function pipelineEntries(current: readonly Plan[], loads: readonly FileLoad[]): 
   }
   for (const plan of current) {
     const key = resolve(plan.file);
-    byFile.set(key, { file: plan.file, name: plan.name, plan, diagnostics: [], source: readSource(plan.file) });
+    byFile.set(key, {
+      file: plan.file,
+      name: plan.name,
+      plan,
+      diagnostics: [],
+      source: readSource(plan.file),
+    });
   }
   return [...byFile.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

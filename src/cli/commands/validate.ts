@@ -15,7 +15,11 @@ export interface ValidateOptions {
 }
 
 /** `weft validate [PATH...]`: every problem in every file, in one pass. Exit 1 when any file is invalid. */
-export async function validateCommand(ctx: CliContext, paths: string[], options: ValidateOptions): Promise<number> {
+export async function validateCommand(
+  ctx: CliContext,
+  paths: string[],
+  options: ValidateOptions,
+): Promise<number> {
   const targets = paths.length > 0 ? paths : [await ctx.pipelinesDir()];
   let files = findPipelineFiles(targets, ctx.cwd);
   if (options.changed) {
@@ -27,7 +31,8 @@ export async function validateCommand(ctx: CliContext, paths: string[], options:
       return 0;
     }
   }
-  if (files.length === 0) throw new UsageError(`no pipeline files (*.yaml, *.yml) found in ${targets.join(', ')}`);
+  if (files.length === 0)
+    throw new UsageError(`no pipeline files (*.yaml, *.yml) found in ${targets.join(', ')}`);
   const registry = await ctx.registry();
   const reports: FileReport[] = [];
   for (const file of files) {
@@ -59,7 +64,11 @@ function changedFiles(cwd: string): Set<string> {
   // A repository without commits has no HEAD: then everything tracked or not counts as changed.
   let diff = '';
   try {
-    diff = execFileSync('git', ['diff', '--name-only', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    diff = execFileSync('git', ['diff', '--name-only', 'HEAD'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
   } catch {
     diff = git(['ls-files']);
   }

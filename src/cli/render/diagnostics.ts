@@ -11,12 +11,19 @@ export interface FileReport {
 
 export type DiagnosticFormat = 'text' | 'json' | 'github';
 
-export function renderReports(reports: readonly FileReport[], format: DiagnosticFormat, colors: Colors): string {
+export function renderReports(
+  reports: readonly FileReport[],
+  format: DiagnosticFormat,
+  colors: Colors,
+): string {
   switch (format) {
     case 'json':
       return JSON.stringify(toJsonReport(reports), null, 2) + '\n';
     case 'github':
-      return reports.flatMap((r) => r.diagnostics.map(toGithubAnnotation)).join('\n') + (hasAny(reports) ? '\n' : '');
+      return (
+        reports.flatMap((r) => r.diagnostics.map(toGithubAnnotation)).join('\n') +
+        (hasAny(reports) ? '\n' : '')
+      );
     case 'text':
       return renderText(reports, colors);
   }
@@ -79,7 +86,9 @@ function renderText(reports: readonly FileReport[], c: Colors): string {
       const label = d.severity === 'error' ? c.red('error') : c.yellow('warning');
       if (d.severity === 'error') errors++;
       else warnings++;
-      lines.push(`${c.bold(`${d.file}:${d.line}:${d.column}`)} ${label} ${d.message} ${c.dim(`[${d.code}]`)}`);
+      lines.push(
+        `${c.bold(`${d.file}:${d.line}:${d.column}`)} ${label} ${d.message} ${c.dim(`[${d.code}]`)}`,
+      );
       if (d.hint) lines.push(`  ${c.cyan('hint:')} ${d.hint}`);
     }
   }

@@ -24,7 +24,13 @@ export function graphJson(plan: Plan) {
     pipeline: plan.name,
     nodes: plan.order.map((name) => {
       const task = plan.tasks[name]!;
-      return { id: name, handler: task.handler, stage: task.stage, trigger_rule: task.triggerRule, line: task.position.line };
+      return {
+        id: name,
+        handler: task.handler,
+        stage: task.stage,
+        trigger_rule: task.triggerRule,
+        line: task.position.line,
+      };
     }),
     edges: plan.order.flatMap((name) => plan.tasks[name]!.dependsOn.map((from) => ({ from, to: name }))),
     stages: plan.stages,
@@ -87,7 +93,8 @@ export function renderDot(plan: Plan): string {
   for (const name of plan.order) {
     const task = plan.tasks[name]!;
     for (const dep of task.dependsOn) {
-      const attrs = task.triggerRule === 'all_success' ? '' : ` [style=dashed, label=${dotString(task.triggerRule)}]`;
+      const attrs =
+        task.triggerRule === 'all_success' ? '' : ` [style=dashed, label=${dotString(task.triggerRule)}]`;
       lines.push(`  ${dotString(dep)} -> ${dotString(name)}${attrs};`);
     }
   }

@@ -6,20 +6,31 @@ import type { Colors } from '../io.js';
 export function renderPlanText(preview: PlanPreview, c: Colors): string {
   const out: string[] = [];
   const tasks = preview.stages.reduce((n, s) => n + s.tasks.length, 0);
-  out.push(`${c.bold(`Plan for ${preview.pipeline}`)} ${c.dim(`(${preview.file})`)} — dry run: nothing is executed or recorded`);
+  out.push(
+    `${c.bold(`Plan for ${preview.pipeline}`)} ${c.dim(`(${preview.file})`)} — dry run: nothing is executed or recorded`,
+  );
   if (preview.description) out.push(c.dim(preview.description));
   out.push(
     `${tasks} task${tasks === 1 ? '' : 's'} in ${preview.stages.length} stage${preview.stages.length === 1 ? '' : 's'}, up to ${preview.concurrency} at once` +
       (preview.timeout_ms !== null ? `; run timeout ${formatDuration(preview.timeout_ms)}` : '') +
-      (preview.retry.attempts > 1 ? `; whole run retried up to ${preview.retry.attempts - 1}× (${timeline(preview.retry.delays_ms)})` : ''),
+      (preview.retry.attempts > 1
+        ? `; whole run retried up to ${preview.retry.attempts - 1}× (${timeline(preview.retry.delays_ms)})`
+        : ''),
   );
   if (Object.keys(preview.params).length > 0) out.push(`params: ${inline(preview.params)}`);
   for (const stage of preview.stages) {
-    out.push('', c.bold(`Stage ${stage.index + 1}`) + c.dim(stage.tasks.length > 1 ? ` (${stage.tasks.length} tasks side by side)` : ''));
+    out.push(
+      '',
+      c.bold(`Stage ${stage.index + 1}`) +
+        c.dim(stage.tasks.length > 1 ? ` (${stage.tasks.length} tasks side by side)` : ''),
+    );
     for (const task of stage.tasks) out.push(...renderTask(task, c, preview));
   }
   const hookLines = (label: string, hooks: HookPreview[]) =>
-    hooks.map((h) => `  ${label}: ${h.handler}${h.with !== null ? ` ${inline(h.with)}` : ''}${h.after_consecutive_failures ? c.dim(` (after ${h.after_consecutive_failures} failures in a row)`) : ''}`);
+    hooks.map(
+      (h) =>
+        `  ${label}: ${h.handler}${h.with !== null ? ` ${inline(h.with)}` : ''}${h.after_consecutive_failures ? c.dim(` (after ${h.after_consecutive_failures} failures in a row)`) : ''}`,
+    );
   const hooks = [
     ...hookLines('on_failure', preview.hooks.on_failure),
     ...hookLines('on_success', preview.hooks.on_success),
@@ -28,9 +39,16 @@ export function renderPlanText(preview: PlanPreview, c: Colors): string {
   if (hooks.length > 0) out.push('', c.bold('Pipeline hooks'), ...hooks);
   if (preview.schedule) {
     const s = preview.schedule;
-    out.push('', c.bold('Schedule'), `  ${s.cron} — ${s.in_words} (${s.timezone}); overlap ${s.overlap}, catchup ${s.catchup}`, '  next fires:');
+    out.push(
+      '',
+      c.bold('Schedule'),
+      `  ${s.cron} — ${s.in_words} (${s.timezone}); overlap ${s.overlap}, catchup ${s.catchup}`,
+      '  next fires:',
+    );
     for (const fire of s.next) {
-      out.push(`    ${fire.at}  ${c.dim(fire.local)}${fire.dst_note ? ' ' + c.yellow(`⚠ ${fire.dst_note}`) : ''}`);
+      out.push(
+        `    ${fire.at}  ${c.dim(fire.local)}${fire.dst_note ? ' ' + c.yellow(`⚠ ${fire.dst_note}`) : ''}`,
+      );
     }
   }
   if (preview.simulation) {
@@ -60,7 +78,9 @@ function renderTask(task: TaskPreview, c: Colors, preview: PlanPreview): string[
   if (task.would) lines.push(`      would: ${task.would}`);
   if (task.with !== null) lines.push(`      with: ${inline(task.with)}`);
   const policy = [
-    task.attempts > 1 ? `${task.attempts} attempts (${timeline(task.delays_ms)}${task.jitter ? ', ±20 % jitter' : ''})` : '1 attempt',
+    task.attempts > 1
+      ? `${task.attempts} attempts (${timeline(task.delays_ms)}${task.jitter ? ', ±20 % jitter' : ''})`
+      : '1 attempt',
     task.timeout_ms !== null ? `timeout ${formatDuration(task.timeout_ms)}` : null,
     task.trigger_rule !== 'all_success' ? `trigger ${task.trigger_rule}` : null,
     task.continue_on_error ? 'continue_on_error' : null,
@@ -68,11 +88,18 @@ function renderTask(task: TaskPreview, c: Colors, preview: PlanPreview): string[
   ].filter(Boolean);
   lines.push(`      ${policy.join('; ')}`);
   if (task.when !== null && task.when !== true) {
-    const now = task.when_now === null ? 'decided at run time' : task.when_now ? 'true now' : c.yellow('false now: it would be skipped');
+    const now =
+      task.when_now === null
+        ? 'decided at run time'
+        : task.when_now
+          ? 'true now'
+          : c.yellow('false now: it would be skipped');
     lines.push(`      when: ${String(task.when)} (${now})`);
   }
-  for (const hook of task.on_failure) lines.push(`      on_failure: ${hook.handler}${hook.with !== null ? ` ${inline(hook.with)}` : ''}`);
-  if (sim && sim.state !== 'succeeded') lines.push(`      ${c.yellow(`with --fail: ${sim.state}${sim.reason ? ` (${sim.reason})` : ''}`)}`);
+  for (const hook of task.on_failure)
+    lines.push(`      on_failure: ${hook.handler}${hook.with !== null ? ` ${inline(hook.with)}` : ''}`);
+  if (sim && sim.state !== 'succeeded')
+    lines.push(`      ${c.yellow(`with --fail: ${sim.state}${sim.reason ? ` (${sim.reason})` : ''}`)}`);
   return lines;
 }
 

@@ -361,7 +361,9 @@ export function createMemoryStore(): RunStore {
 
     listFires(query: FireQuery = {}): FireRecord[] {
       open();
-      const list = [...fires.values()].filter((f) => query.pipeline === undefined || f.pipeline === query.pipeline);
+      const list = [...fires.values()].filter(
+        (f) => query.pipeline === undefined || f.pipeline === query.pipeline,
+      );
       list.sort((a, b) => compareDesc(a.scheduledFor, b.scheduledFor) || compareAsc(a.pipeline, b.pipeline));
       return list.slice(0, query.limit ?? DEFAULT_LIMIT).map((f) => ({ ...f }));
     },
@@ -370,7 +372,8 @@ export function createMemoryStore(): RunStore {
       open();
       let last: FireRecord | null = null;
       for (const fire of fires.values()) {
-        if (fire.pipeline === pipeline && (last === null || fire.scheduledFor > last.scheduledFor)) last = fire;
+        if (fire.pipeline === pipeline && (last === null || fire.scheduledFor > last.scheduledFor))
+          last = fire;
       }
       return last ? { ...last } : null;
     },
@@ -411,7 +414,12 @@ export function createMemoryStore(): RunStore {
       return claimed.map(copyRequest);
     },
 
-    completeRunRequest(id: string, runId: string | null, error: ErrorInfo | null, completedAt: string): boolean {
+    completeRunRequest(
+      id: string,
+      runId: string | null,
+      error: ErrorInfo | null,
+      completedAt: string,
+    ): boolean {
       open();
       const request = requests.get(id);
       if (!request || request.state !== 'claimed') return false;

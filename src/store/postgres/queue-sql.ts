@@ -13,19 +13,41 @@ export const QUEUE_CHANNEL = 'weft_queue';
 
 /**
  * Leases ready tasks and, for those without a `when` condition, starts their attempts (task run
- * `running`, attempt row inserted) in the same statement. Only runs the queue owns are claimed.
+ * `running`, attempt row inserted) in the same statement. Only runs the queue owns are claimed,
+ * none past its timeout, and of each run no more than its `concurrency` leaves room for: the
+ * queue_runs rows of the runs picked from are locked (SKIP LOCKED: a claim never waits), their
+ * `running` counts read as the latest commit left them, and raised in the same statement, so two
+ * claims cannot both fill a run's last slot. Only the runs picked from are locked: a claim never
+ * holds up the results of runs it takes nothing from.
  * $1 queues, $2 limit, $3 worker id, $4 lease ms, $5 the queue's run owner.
  */
 export const CLAIM_SQL = `
-WITH picked AS (
-  SELECT q.run_id, q.task
+WITH candidates AS (
+  SELECT q.run_id, q.task, q.available_at, q.seq
   FROM queue_tasks q
   WHERE q.state = 'ready' AND q.queue = ANY ($1::text[]) AND q.available_at <= now()
     AND EXISTS (SELECT 1 FROM runs r WHERE r.id = q.run_id AND r.owner = $5
                 AND r.state IN ('running', 'retrying', 'interrupted'))
+    -- Unlocked, so possibly stale: rechecked on the locked row below.
+    AND EXISTS (SELECT 1 FROM queue_runs qr WHERE qr.run_id = q.run_id
+                AND (qr.max_running IS NULL OR qr.running < qr.max_running)
+                AND NOT qr.timed_out AND (qr.deadline_at IS NULL OR qr.deadline_at > now()))
   ORDER BY q.available_at, q.seq
   LIMIT $2
   FOR UPDATE OF q SKIP LOCKED
+), limits AS (
+  SELECT qr.run_id, qr.running, qr.max_running
+  FROM queue_runs qr
+  WHERE qr.run_id IN (SELECT run_id FROM candidates)
+    AND (qr.max_running IS NULL OR qr.running < qr.max_running)
+    AND NOT qr.timed_out AND (qr.deadline_at IS NULL OR qr.deadline_at > now())
+  FOR UPDATE SKIP LOCKED
+), picked AS (
+  SELECT c.run_id, c.task
+  FROM (SELECT c.run_id, c.task, row_number() OVER (PARTITION BY c.run_id ORDER BY c.available_at, c.seq) AS n
+        FROM candidates c) c
+  JOIN limits l ON l.run_id = c.run_id
+  WHERE l.max_running IS NULL OR c.n <= l.max_running - l.running
 ), leased AS (
   UPDATE queue_tasks q
   SET state = 'leased', lease_owner = $3, lease_id = nextval('queue_lease_seq'),
@@ -33,6 +55,11 @@ WITH picked AS (
   FROM picked p, task_runs t
   WHERE q.run_id = p.run_id AND q.task = p.task AND t.run_id = p.run_id AND t.task = p.task
   RETURNING q.run_id, q.task, q.queue, q.attempt, q.lease_id, q.has_when, q.delay_ms
+), counted AS (
+  UPDATE queue_runs qr SET running = qr.running + c.n
+  FROM (SELECT run_id, count(*)::int AS n FROM leased GROUP BY run_id) c
+  WHERE qr.run_id = c.run_id
+  RETURNING 1
 ), started AS (
   UPDATE task_runs t
   SET state = 'running', attempts = l.attempt, next_attempt_at = NULL,
@@ -179,7 +206,7 @@ export const NOTIFY_SQL = `SELECT pg_notify('${QUEUE_CHANNEL}', p) FROM unnest($
 
 /**
  * Extends a worker's leases, refreshes its heartbeat, and says which of its runs were asked to
- * cancel. $1 worker, $2 lease ms.
+ * cancel or are past their timeout. $1 worker, $2 lease ms.
  */
 export const RENEW_SQL = `
 WITH renewed AS (
@@ -189,12 +216,22 @@ WITH renewed AS (
 ), beat AS (
   UPDATE queue_workers SET heartbeat_at = now() WHERE id = $1 RETURNING id
 )
-SELECT n.run_id, n.task, n.lease_id, r.cancel_requested FROM renewed n JOIN runs r ON r.id = n.run_id`;
+SELECT n.run_id, n.task, n.lease_id, r.cancel_requested,
+       COALESCE(qr.timed_out OR qr.deadline_at <= now(), false) AS timed_out
+FROM renewed n JOIN runs r ON r.id = n.run_id LEFT JOIN queue_runs qr ON qr.run_id = n.run_id`;
 
+/** With the child process group its attempt recorded, and where its worker ran (to stop orphans). */
 export const EXPIRED_LEASES_SQL = `
-SELECT run_id, task, lease_id, lease_owner, attempt FROM queue_tasks
-WHERE state = 'leased' AND lease_expires_at < now()
-ORDER BY lease_expires_at LIMIT $1`;
+SELECT q.run_id, q.task, q.lease_id, q.lease_owner, q.attempt, a.pid, w.host AS worker_host, w.pid AS worker_pid
+FROM queue_tasks q
+LEFT JOIN attempts a ON a.run_id = q.run_id AND a.task = q.task AND a.attempt = q.attempt AND a.state = 'running'
+LEFT JOIN queue_workers w ON w.id = q.lease_owner
+WHERE q.state = 'leased' AND q.lease_expires_at < now()
+ORDER BY q.lease_expires_at LIMIT $1`;
+
+/** Runs past their timeout whose tasks were not stopped yet. */
+export const TIMED_OUT_SQL = `
+SELECT run_id FROM queue_runs WHERE NOT timed_out AND deadline_at <= now() ORDER BY deadline_at LIMIT $1`;
 
 export const CANCEL_PENDING_SQL = `
 SELECT qr.run_id FROM queue_runs qr JOIN runs r ON r.id = qr.run_id
@@ -226,9 +263,12 @@ export const FORGET_WORKERS_SQL = `DELETE FROM queue_workers WHERE heartbeat_at 
 
 export const NEXT_DUE_SQL = `
 -- GREATEST ignores NULL: no ready row must stay NULL, not become "due now".
+-- Tasks of runs at their concurrency limit or past their timeout are not due: a claim would skip them.
 SELECT CASE WHEN min(available_at) IS NULL THEN NULL
             ELSE GREATEST(0, EXTRACT(EPOCH FROM (min(available_at) - now())) * 1000)::float8 END AS due_in
-FROM queue_tasks WHERE state = 'ready' AND queue = ANY ($1::text[])`;
+FROM queue_tasks q WHERE q.state = 'ready' AND q.queue = ANY ($1::text[])
+  AND NOT EXISTS (SELECT 1 FROM queue_runs qr WHERE qr.run_id = q.run_id
+                  AND (qr.running >= qr.max_running OR qr.timed_out OR qr.deadline_at <= now()))`;
 
 export const CLAIM_HOOKS_SQL = `
 UPDATE queue_hooks h SET lease_owner = $1, lease_expires_at = now() + $3 * interval '1 millisecond'
@@ -341,10 +381,12 @@ WITH ended AS (
   INSERT INTO queue_hooks (run_id, key) SELECT run_id, key FROM hooked ON CONFLICT DO NOTHING
   RETURNING 1
 ), coordinated AS (
-  INSERT INTO queue_runs (run_id, states, first_attempt, cancel_seen)
-  SELECT * FROM unnest($43::text[], $44::text[], $45::int[], $46::bool[])
+  INSERT INTO queue_runs (run_id, states, first_attempt, cancel_seen, running, max_running, deadline_at, timed_out)
+  SELECT * FROM unnest($43::text[], $44::text[], $45::int[], $46::bool[], $48::int[], $49::int[],
+                       $50::timestamptz[], $51::bool[])
   ON CONFLICT (run_id) DO UPDATE SET states = EXCLUDED.states, first_attempt = EXCLUDED.first_attempt,
-    cancel_seen = EXCLUDED.cancel_seen
+    cancel_seen = EXCLUDED.cancel_seen, running = EXCLUDED.running, max_running = EXCLUDED.max_running,
+    deadline_at = EXCLUDED.deadline_at, timed_out = EXCLUDED.timed_out
   RETURNING 1
 ), released AS (
   DELETE FROM queue_tasks WHERE run_id = ANY ($47::text[]) RETURNING 1
@@ -364,8 +406,9 @@ SELECT (SELECT count(*) FROM changed)::int AS changed,
  */
 export const LOCK_AND_FENCE_SQL = `
 WITH locked AS (
-  SELECT qr.run_id, qr.states, qr.first_attempt, qr.cancel_seen, r.state, r.attempt, r.cancel_requested,
-         r.owner, r.plan_hash, r.pipeline, r.created_at
+  SELECT qr.run_id, qr.states, qr.first_attempt, qr.cancel_seen, qr.running, qr.max_running,
+         (EXTRACT(EPOCH FROM qr.deadline_at) * 1000)::float8 AS deadline_ms, qr.timed_out,
+         r.state, r.attempt, r.cancel_requested, r.owner, r.plan_hash, r.pipeline, r.created_at
   FROM queue_runs qr JOIN runs r ON r.id = qr.run_id
   WHERE qr.run_id = ANY ($1::text[])
   ORDER BY qr.run_id

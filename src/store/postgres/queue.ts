@@ -9,6 +9,7 @@ import {
   type TaskState,
 } from '../../core/states.js';
 import { WeftError, type ErrorInfo } from '../../errors.js';
+import { stopOrphanGroup } from '../../engine/interrupted.js';
 import {
   advanceTasks,
   completeRun,
@@ -84,6 +85,10 @@ interface LockedRunRow {
   states: string;
   first_attempt: number;
   cancel_seen: boolean;
+  running: number;
+  max_running: number | null;
+  deadline_ms: number | null;
+  timed_out: boolean;
   state: string;
   attempt: number;
   cancel_requested: boolean;
@@ -167,6 +172,43 @@ interface RunUpdate {
   start?: boolean;
 }
 
+/** A run's queue_runs row as a transaction leaves it. */
+interface QueueRunRow {
+  runId: string;
+  states: string;
+  firstAttempt: number;
+  cancelSeen: boolean;
+  /** Its leased tasks (see migration 004). */
+  running: number;
+  maxRunning: number | null;
+  /** Epoch ms, or null: no timeout. */
+  deadlineAt: number | null;
+  timedOut: boolean;
+}
+
+/** The run's `concurrency` as a limit on its leased tasks (null: none). */
+function maxRunningOf(plan: Plan): number | null {
+  const n = plan.concurrency;
+  return Number.isFinite(n) && n >= 1 ? Math.floor(n) : null;
+}
+
+/** When a run attempt that starts (its first tasks available) at `startsAt` times out. */
+function deadlineOf(plan: Plan, startsAt: number): number | null {
+  return plan.timeoutMs === null ? null : startsAt + plan.timeoutMs;
+}
+
+/** The run's error once past its timeout, worded as the interpreter words it (run-pass.ts). */
+function runTimeoutError(plan: Plan): ErrorInfo {
+  return { code: 'RUN_TIMEOUT', message: `the run timed out after ${plan.timeoutMs ?? 0}ms` };
+}
+
+/** The host and pid of a worker, from its registration or else from an id shaped "host:pid/…". */
+function workerProcess(id: string, host: string | null, pid: number | null): string | null {
+  if (host !== null && pid !== null) return `${host}:${pid}`;
+  const match = /^(.+):(\d+)(?:\/.*)?$/.exec(id);
+  return match ? `${match[1]!}:${match[2]!}` : null;
+}
+
 /** Everything one transaction writes, gathered across runs and written with bulk statements. */
 class WriteSet {
   readonly attemptEnds: {
@@ -179,7 +221,7 @@ class WriteSet {
   readonly taskChanges = new Map<string, { runId: string; change: TaskChange }>();
   readonly queueOps = new Map<string, { runId: string; task: string; op: QueueOp }>();
   readonly hooks: HookRecord[] = [];
-  readonly queueRuns: { runId: string; states: string; firstAttempt: number; cancelSeen: boolean }[] = [];
+  readonly queueRuns: QueueRunRow[] = [];
   readonly closedRuns: string[] = [];
   readonly runUpdates: RunUpdate[] = [];
   readonly wake = new Set<string>();
@@ -371,6 +413,7 @@ class PostgresTaskQueue implements TaskQueue {
       };
       let states = started.states;
       let closed = false;
+      let deadlineAt = deadlineOf(plan, now);
       if (started.complete) {
         const result = await this.#finishRun(
           client,
@@ -383,6 +426,7 @@ class PostgresTaskQueue implements TaskQueue {
         );
         states = result.states;
         closed = result.closed;
+        if (result.retryAt !== null) deadlineAt = deadlineOf(plan, result.retryAt);
       }
       if (!closed) {
         writes.queueRuns.push({
@@ -390,6 +434,10 @@ class PostgresTaskQueue implements TaskQueue {
           states: encodeStates(states),
           firstAttempt: row.attempt,
           cancelSeen: false,
+          running: 0,
+          maxRunning: maxRunningOf(plan),
+          deadlineAt,
+          timedOut: false,
         });
       }
       await client.query(prepared(sql.QUEUE_PENDING_HOOKS_SQL, [runId]));
@@ -432,10 +480,12 @@ class PostgresTaskQueue implements TaskQueue {
       task: string;
       lease_id: number;
       cancel_requested: boolean;
+      timed_out: boolean;
     }>(sql.RENEW_SQL, [workerId, Math.max(1, Math.floor(leaseMs))]);
     return {
       held: rows.map((r) => ({ runId: r.run_id, task: r.task, lease: r.lease_id })),
       cancelRequested: [...new Set(rows.filter((r) => r.cancel_requested).map((r) => r.run_id))],
+      timedOut: [...new Set(rows.filter((r) => r.timed_out && !r.cancel_requested).map((r) => r.run_id))],
     };
   }
 
@@ -518,6 +568,10 @@ class PostgresTaskQueue implements TaskQueue {
       }
       const finished: FinishedTask[] = [];
       const index = planIndex(plan);
+      // The completion transaction respects the timeout too, whether or not the reaper saw it yet.
+      const timedOut = row.timed_out || (row.deadline_ms !== null && row.deadline_ms <= now);
+      const stopping = row.cancel_requested || timedOut;
+      let ended = 0;
       for (const report of reports) {
         const key =
           report.from === 'worker'
@@ -530,9 +584,11 @@ class PostgresTaskQueue implements TaskQueue {
         if (!item) continue;
         finished.push(item);
         accepted.add(key);
+        // Every applied report ends its lease: the task leaves the queue or goes back to ready.
+        ended += 1;
       }
       let withdrawn: Map<string, TaskState> | undefined;
-      if (row.cancel_requested) {
+      if (stopping) {
         const rows = (
           await client.query<{ task: string; state: string }>(prepared(sql.WITHDRAW_READY_SQL, [runId]))
         ).rows;
@@ -543,7 +599,13 @@ class PostgresTaskQueue implements TaskQueue {
         attempt: row.attempt,
         firstAttempt: row.first_attempt,
         cancelRequested: row.cancel_requested,
+        ...(timedOut ? { timeout: runTimeoutError(plan) } : {}),
       };
+      const running = Math.max(0, row.running - ended);
+      if (!stopping && row.max_running !== null && row.running >= row.max_running && running < row.max_running) {
+        // The run was at its limit and has room again: workers that skipped its tasks may take them.
+        for (const t of index.tasks) writes.wake.add(t.queue);
+      }
       const advanced = advanceTasks({
         plan,
         states: decodeStates(row.states),
@@ -560,6 +622,8 @@ class PostgresTaskQueue implements TaskQueue {
       writes.hooks.push(...advanced.hooks);
       let states = advanced.states;
       let closed = false;
+      let deadlineAt = row.deadline_ms;
+      let timedOutNow = timedOut;
       if (advanced.complete) {
         const result = await this.#finishRun(
           client,
@@ -572,6 +636,11 @@ class PostgresTaskQueue implements TaskQueue {
         );
         states = result.states;
         closed = result.closed;
+        if (result.retryAt !== null) {
+          // A run retry is a new run attempt: its timeout counts from when its tasks may start.
+          deadlineAt = deadlineOf(plan, result.retryAt);
+          timedOutNow = false;
+        }
       }
       if (!closed) {
         writes.queueRuns.push({
@@ -579,6 +648,10 @@ class PostgresTaskQueue implements TaskQueue {
           states: encodeStates(states),
           firstAttempt: row.first_attempt,
           cancelSeen: row.cancel_seen || row.cancel_requested,
+          running,
+          maxRunning: row.max_running,
+          deadlineAt,
+          timedOut: timedOutNow,
         });
       }
     }
@@ -699,6 +772,7 @@ class PostgresTaskQueue implements TaskQueue {
       attempt: number;
       firstAttempt: number;
       cancelRequested: boolean;
+      timeout?: ErrorInfo;
       state: RunState;
       pipeline: string;
       createdAt: string;
@@ -706,7 +780,7 @@ class PostgresTaskQueue implements TaskQueue {
     states: CoordState[],
     now: number,
     batchErrors: Map<string, ErrorInfo | null>,
-  ): Promise<{ states: CoordState[]; closed: boolean }> {
+  ): Promise<{ states: CoordState[]; closed: boolean; retryAt: number | null }> {
     const errors = new Map<string, ErrorInfo | null>();
     if (states.includes('failed')) {
       const rows = (
@@ -748,11 +822,11 @@ class PostgresTaskQueue implements TaskQueue {
     });
     if (completion.kind === 'retrying') {
       this.#collect(writes, run.id, plan, completion.changes);
-      return { states: completion.states, closed: false };
+      return { states: completion.states, closed: false, retryAt: change.nextAttemptAt ?? now };
     }
     writes.hooks.push(...completion.hooks);
     writes.closedRuns.push(run.id);
-    return { states, closed: true };
+    return { states, closed: true, retryAt: null };
   }
 
   #collect(writes: WriteSet, runId: string, plan: Plan, changes: readonly Change[]): void {
@@ -863,6 +937,10 @@ class PostgresTaskQueue implements TaskQueue {
         q.map((x) => x.firstAttempt),
         q.map((x) => x.cancelSeen),
         writes.closedRuns,
+        q.map((x) => x.running),
+        q.map((x) => x.maxRunning),
+        q.map((x) => iso(x.deadlineAt)),
+        q.map((x) => x.timedOut),
       ]),
     );
     const changed = result.rows[0]?.changed ?? 0;
@@ -914,14 +992,18 @@ class PostgresTaskQueue implements TaskQueue {
   // ---- housekeeping -----------------------------------------------------------------------------
 
   async reap(): Promise<ReapResult> {
-    const result: ReapResult = { lost: 0, cancelled: 0, resumed: 0 };
+    const result: ReapResult = { lost: 0, cancelled: 0, resumed: 0, timedOut: 0 };
     const expired = await this.#query<{
       run_id: string;
       task: string;
       lease_id: number;
       lease_owner: string;
       attempt: number | null;
+      pid: number | null;
+      worker_host: string | null;
+      worker_pid: number | null;
     }>(sql.EXPIRED_LEASES_SQL, [REAP_BATCH]);
+    const expiredByKey = new Map(expired.map((e) => [reportKey(e.run_id, e.task), e]));
     const byRun = new Map<string, Report[]>();
     for (const e of expired) {
       const list = byRun.get(e.run_id) ?? [];
@@ -940,6 +1022,22 @@ class PostgresTaskQueue implements TaskQueue {
       const reports = runs.slice(i, i + REAP_RUNS_PER_TX).flatMap((id) => byRun.get(id)!);
       const applied = await this.#transaction((client) => this.#coordinate(client, reports, []));
       result.lost += applied.accepted.size;
+      // The attempts are lost on record; what they started (a shell command's process group) may
+      // still run if their worker's process died on this host: stopped, as local recovery does.
+      for (const key of applied.accepted) {
+        const e = expiredByKey.get(key);
+        if (!e || e.pid === null) continue;
+        stopOrphanGroup({ pid: e.pid, worker: workerProcess(e.lease_owner, e.worker_host, e.worker_pid) });
+      }
+    }
+    const timedOut = (await this.#query<{ run_id: string }>(sql.TIMED_OUT_SQL, [REAP_RUNS_PER_TX])).map(
+      (r) => r.run_id,
+    );
+    if (timedOut.length > 0) {
+      // Their tasks that do not run are cancelled, and the run ends once those that run stop
+      // (their workers see the timeout on their next heartbeat).
+      await this.#transaction((client) => this.#coordinate(client, [], timedOut));
+      result.timedOut = timedOut.length;
     }
     const cancelling = (
       await this.#query<{ run_id: string }>(sql.CANCEL_PENDING_SQL, [REAP_RUNS_PER_TX])

@@ -808,7 +808,9 @@ class SqliteRunStore implements RunStore {
          RETURNING *`,
       ).all(owner, now, Math.max(0, Math.floor(limit))) as RunRequestRow[];
       // RETURNING has no order of its own.
-      rows.sort((a, b) => (a.requested_at < b.requested_at ? -1 : a.requested_at > b.requested_at ? 1 : a.id < b.id ? -1 : 1));
+      rows.sort((a, b) =>
+        a.requested_at < b.requested_at ? -1 : a.requested_at > b.requested_at ? 1 : a.id < b.id ? -1 : 1,
+      );
       return rows.map(toRunRequest);
     });
   }
@@ -832,7 +834,9 @@ class SqliteRunStore implements RunStore {
 
   getRunRequest(id: string): Promise<RunRequestRecord | null> {
     return this.#read(() => {
-      const row = this.#statement('SELECT * FROM run_requests WHERE id = ?').get(id) as RunRequestRow | undefined;
+      const row = this.#statement('SELECT * FROM run_requests WHERE id = ?').get(id) as
+        | RunRequestRow
+        | undefined;
       return row ? toRunRequest(row) : null;
     });
   }
