@@ -14,25 +14,38 @@ export function isPipelineFile(path: string): boolean {
  * A path that does not exist is a usage error naming it.
  */
 export function findPipelineFiles(paths: readonly string[], cwd: string): string[] {
+  return findFiles(paths, cwd, isPipelineFile);
+}
+
+/**
+ * Expands files and folders into the files they hold whose name `accept`s (folders recursively,
+ * sorted; hidden entries and node_modules skipped; a file named directly is always kept). Paths
+ * come back as `displayPath`s. A path that does not exist is a usage error naming it.
+ */
+export function findFiles(
+  paths: readonly string[],
+  cwd: string,
+  accept: (name: string) => boolean,
+): string[] {
   const files: string[] = [];
   for (const path of paths) {
     const absolute = resolve(cwd, path);
     if (!existsSync(absolute)) throw new UsageError(`no such file or folder: ${path}`);
-    if (statSync(absolute).isDirectory()) files.push(...walk(absolute));
+    if (statSync(absolute).isDirectory()) files.push(...walk(absolute, accept));
     else files.push(absolute);
   }
   return [...new Set(files)].map((file) => displayPath(file, cwd));
 }
 
-function walk(dir: string): string[] {
+function walk(dir: string, accept: (name: string) => boolean): string[] {
   const found: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
     a.name.localeCompare(b.name),
   )) {
     if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) found.push(...walk(path));
-    else if (isPipelineFile(entry.name)) found.push(path);
+    if (entry.isDirectory()) found.push(...walk(path, accept));
+    else if (accept(entry.name)) found.push(path);
   }
   return found;
 }
@@ -61,7 +74,7 @@ export function resolvePipelineArgument(
   if (existsSync(dir)) {
     // A pipeline's `name:` often differs from its file name (incremental-update-pipeline lives in
     // incremental-update.yaml). A top-level `name:` line is enough to find it without parsing.
-    for (const file of walk(dir)) {
+    for (const file of walk(dir, isPipelineFile)) {
       const match = /^name:\s*["']?([A-Za-z0-9_-]+)["']?\s*(#.*)?$/m.exec(readFileSync(file, 'utf8'));
       if (match?.[1] === argument) return displayPath(file, options.cwd);
     }

@@ -273,6 +273,15 @@ async function checkInvariants(runId: string, sims: readonly SimWorker[], where:
     if (lost.length > 0 && failed.length > 0 && t.state !== 'failed')
       seen.retriedAfterLoss.add(`${runId}/${t.task}`);
   }
+  // Where the queue counts a run's leased tasks (its concurrency cap), the count is exact:
+  // lost, late and raced writes neither leak a slot nor free one twice.
+  if (await hasRunningCount()) {
+    const counted = await q<{ running: number }>('SELECT running FROM queue_runs WHERE run_id = $1', [runId]);
+    if (counted[0])
+      expect(counted[0].running, `${where}: queue_runs.running`).toBe(
+        queue.filter((r) => r.state === 'leased').length,
+      );
+  }
   // Among the leases the workers believe they hold, at most one per task is live.
   const live = new Map<string, string[]>();
   for (const w of sims) {
@@ -284,6 +293,16 @@ async function checkInvariants(runId: string, sims: readonly SimWorker[], where:
     }
   }
   for (const [task, owners] of live) expect(owners.length, `${where}: live owners of ${task}`).toBe(1);
+}
+
+let runningCount: Promise<boolean> | undefined;
+/** Whether queue_runs counts leased tasks (the per-run concurrency cap of a later migration). */
+function hasRunningCount(): Promise<boolean> {
+  runningCount ??= q<{ n: number }>(
+    `SELECT count(*)::int AS n FROM information_schema.columns
+     WHERE table_schema = current_schema() AND table_name = 'queue_runs' AND column_name = 'running'`,
+  ).then((rows) => (rows[0]?.n ?? 0) > 0);
+  return runningCount;
 }
 
 /** The clock passes this worker's leases (it stopped heartbeating long enough). */

@@ -3,6 +3,7 @@ import { createRun, executeRun, localOwner } from '../../engine/index.js';
 import type { RunRecord, RunStore } from '../../store/run-store.js';
 import { runToJson, taskRunToJson } from '../../store/run-json.js';
 import type { CliContext } from '../context.js';
+import { onShutdownSignals } from '../shutdown.js';
 import { createRunProgress } from '../render/run-progress.js';
 import { durationBetween, paintState } from '../render/states.js';
 import { renderTable } from '../render/table.js';
@@ -52,20 +53,10 @@ export async function executeInForeground(
     alreadySucceeded,
   });
   const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    interrupts++;
-    if (interrupts === 1) {
-      ctx.io.stderr(`\n${signal}: cancelling run ${run.id} (press Ctrl-C again to exit at once)\n`);
-      controller.abort(new Error(`cancelled by ${signal}`));
-    } else {
-      // The second Ctrl-C: leave now. The run stays `running` with a dead owner, so the next
-      // command finds it interrupted and `weft resume` can finish it.
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A second Ctrl-C leaves at once: the run stays `running` with a dead owner, so the next
+  // command finds it interrupted and `weft resume` can finish it.
+  const shutdown = onShutdownSignals(ctx.io, `cancelling run ${run.id} (press Ctrl-C again to exit at once)`);
+  void shutdown.stopped.then((signal) => controller.abort(new Error(`cancelled by ${signal}`)));
   let final: RunRecord;
   try {
     final = await executeRun(run.id, {
@@ -78,8 +69,7 @@ export async function executeInForeground(
       ...(options.concurrencyN ? { concurrency: options.concurrencyN } : {}),
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    shutdown.dispose();
     await progress.stop();
   }
   if (json) {

@@ -19,6 +19,7 @@ import { resolveStoreSpec } from '../../store/open-store.js';
 import { queueHealth } from '../../worker/queue-health.js';
 import type { TaskQueue } from '../../worker/queue-port.js';
 import type { CliContext } from '../context.js';
+import { onShutdownSignals } from '../shutdown.js';
 import { renderReports } from '../render/diagnostics.js';
 
 export interface ServeOptions {
@@ -122,25 +123,7 @@ export async function serveCommand(
         },
       })
     : null;
-  let stopRequested: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    stopRequested = resolve;
-  });
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
-      ctx.io.stderr(`${signal}: stopping (no new runs; runs in progress get ${options.grace})\n`);
-      stopRequested();
-      return;
-    }
-    // A second signal: the user does not want to wait for the grace period. Runs still going
-    // stay `running` with a dead owner; the next weft command marks them interrupted.
-    ctx.io.stderr(`${signal} again: exiting now\n`);
-    process.exit(130);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const shutdown = onShutdownSignals(ctx.io, `stopping (no new runs; runs in progress get ${options.grace})`);
   try {
     await scheduler.start();
     watcher.watch();
@@ -148,14 +131,13 @@ export async function serveCommand(
       const { url } = await server.listen(port, options.host);
       say('http:listening', `dashboard and API on ${url}${token ? ' (token required)' : ''}`);
     }
-    await stopped;
+    await shutdown.stopped;
     watcher.close();
     await server?.close();
     await scheduler.stop({ graceMs });
   } finally {
     watcher.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    shutdown.dispose();
     await distributed?.stop();
   }
   return 0;

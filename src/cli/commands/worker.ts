@@ -3,6 +3,7 @@ import { UsageError } from '../../errors.js';
 import { resolveStoreSpec } from '../../store/open-store.js';
 import { createWorker, type WorkerEvent } from '../../worker/worker.js';
 import type { CliContext } from '../context.js';
+import { onShutdownSignals } from '../shutdown.js';
 import { parsePositiveInt } from './common.js';
 
 export interface WorkerCommandOptions {
@@ -78,31 +79,16 @@ export async function workerCommand(ctx: CliContext, options: WorkerCommandOptio
       else ctx.io.stdout(line);
     },
   });
-  let stopRequested: () => void = () => undefined;
-  const stopped = new Promise<void>((resolve) => {
-    stopRequested = resolve;
-  });
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
-      ctx.io.stderr(`${signal}: stopping (no new tasks; tasks in progress get ${options.grace})\n`);
-      stopRequested();
-      return;
-    }
-    // A second signal: leave now; the leases expire and another worker takes the tasks.
-    ctx.io.stderr(`${signal} again: exiting now\n`);
-    process.exit(130);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const shutdown = onShutdownSignals(
+    ctx.io,
+    `stopping (no new tasks; tasks in progress get ${options.grace})`,
+  );
   try {
     await worker.start();
-    await stopped;
+    await shutdown.stopped;
     await worker.stop({ graceMs });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    shutdown.dispose();
     await queue.close();
   }
   return 0;

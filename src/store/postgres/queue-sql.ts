@@ -15,39 +15,38 @@ export const QUEUE_CHANNEL = 'weft_queue';
  * Leases ready tasks and, for those without a `when` condition, starts their attempts (task run
  * `running`, attempt row inserted) in the same statement. Only runs the queue owns are claimed,
  * none past its timeout, and of each run no more than its `concurrency` leaves room for: the
- * queue_runs rows of the runs picked from are locked (SKIP LOCKED: a claim never waits), their
- * `running` counts read as the latest commit left them, and raised in the same statement, so two
- * claims cannot both fill a run's last slot. Only the runs picked from are locked: a claim never
- * holds up the results of runs it takes nothing from.
+ * queue_runs rows of the runs taken from are locked first (SKIP LOCKED: a claim never waits;
+ * the runs with the oldest ready tasks, no more than tasks are wanted), their `running` counts
+ * read as the latest commit left them and raised in the same statement, so two claims cannot
+ * both fill a run's last slot. Oldest ready tasks first across those runs.
  * $1 queues, $2 limit, $3 worker id, $4 lease ms, $5 the queue's run owner.
  */
 export const CLAIM_SQL = `
-WITH candidates AS (
-  SELECT q.run_id, q.task, q.available_at, q.seq
-  FROM queue_tasks q
-  WHERE q.state = 'ready' AND q.queue = ANY ($1::text[]) AND q.available_at <= now()
-    AND EXISTS (SELECT 1 FROM runs r WHERE r.id = q.run_id AND r.owner = $5
-                AND r.state IN ('running', 'retrying', 'interrupted'))
-    -- Unlocked, so possibly stale: rechecked on the locked row below.
-    AND EXISTS (SELECT 1 FROM queue_runs qr WHERE qr.run_id = q.run_id
-                AND (qr.max_running IS NULL OR qr.running < qr.max_running)
-                AND NOT qr.timed_out AND (qr.deadline_at IS NULL OR qr.deadline_at > now()))
-  ORDER BY q.available_at, q.seq
-  LIMIT $2
-  FOR UPDATE OF q SKIP LOCKED
-), limits AS (
-  SELECT qr.run_id, qr.running, qr.max_running
-  FROM queue_runs qr
-  WHERE qr.run_id IN (SELECT run_id FROM candidates)
+WITH eligible AS (
+  SELECT qr.run_id,
+         CASE WHEN qr.max_running IS NULL THEN $2::int ELSE LEAST($2::int, qr.max_running - qr.running) END AS room
+  FROM queue_runs qr JOIN runs r ON r.id = qr.run_id
+  WHERE r.owner = $5 AND r.state IN ('running', 'retrying', 'interrupted')
     AND (qr.max_running IS NULL OR qr.running < qr.max_running)
     AND NOT qr.timed_out AND (qr.deadline_at IS NULL OR qr.deadline_at > now())
-  FOR UPDATE SKIP LOCKED
+    AND (SELECT min(q.available_at) FROM queue_tasks q
+         WHERE q.run_id = qr.run_id AND q.state = 'ready' AND q.queue = ANY ($1::text[])) <= now()
+  ORDER BY (SELECT min(q.available_at) FROM queue_tasks q
+            WHERE q.run_id = qr.run_id AND q.state = 'ready' AND q.queue = ANY ($1::text[])), qr.run_id
+  LIMIT $2
+  FOR UPDATE OF qr SKIP LOCKED
 ), picked AS (
-  SELECT c.run_id, c.task
-  FROM (SELECT c.run_id, c.task, row_number() OVER (PARTITION BY c.run_id ORDER BY c.available_at, c.seq) AS n
-        FROM candidates c) c
-  JOIN limits l ON l.run_id = c.run_id
-  WHERE l.max_running IS NULL OR c.n <= l.max_running - l.running
+  SELECT p.run_id, p.task
+  FROM eligible e CROSS JOIN LATERAL (
+    SELECT q.run_id, q.task, q.available_at, q.seq
+    FROM queue_tasks q
+    WHERE q.run_id = e.run_id AND q.state = 'ready' AND q.queue = ANY ($1::text[]) AND q.available_at <= now()
+    ORDER BY q.available_at, q.seq
+    LIMIT e.room
+    FOR UPDATE OF q SKIP LOCKED
+  ) p
+  ORDER BY p.available_at, p.seq
+  LIMIT $2
 ), leased AS (
   UPDATE queue_tasks q
   SET state = 'leased', lease_owner = $3, lease_id = nextval('queue_lease_seq'),

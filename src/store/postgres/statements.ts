@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import { WeftError } from '../../errors.js';
-import type { AttemptPatch, HookPatch, RunPatch, TaskRunPatch } from '../run-store.js';
+import { attemptExistsError, missingRunError, noSuchTaskError, runExistsError, runRequestExistsError, scheduleTakenError } from '../store-errors.js';
 import { type GroupExecutor, type Outcome, type PartBuilder, prepared } from './write-batch.js';
 
 /**
@@ -39,40 +38,6 @@ export function encodeValue(type: SqlType, value: unknown): SqlValue {
       return value as SqlValue;
   }
 }
-
-/** Patch key -> column. Keys not listed here are ignored, as in the other adapters. */
-export const RUN_COLUMNS: Record<keyof RunPatch, Column> = {
-  state: { column: 'state', type: 'text' },
-  attempt: { column: 'attempt', type: 'integer' },
-  owner: { column: 'owner', type: 'text' },
-  heartbeatAt: { column: 'heartbeat_at', type: 'timestamptz' },
-  startedAt: { column: 'started_at', type: 'timestamptz' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-  nextAttemptAt: { column: 'next_attempt_at', type: 'timestamptz' },
-  error: { column: 'error', type: 'json' },
-  cancelRequested: { column: 'cancel_requested', type: 'boolean' },
-};
-export const TASK_RUN_COLUMNS: Record<keyof TaskRunPatch, Column> = {
-  state: { column: 'state', type: 'text' },
-  attempts: { column: 'attempts', type: 'integer' },
-  output: { column: 'output', type: 'json' },
-  error: { column: 'error', type: 'json' },
-  reason: { column: 'reason', type: 'text' },
-  startedAt: { column: 'started_at', type: 'timestamptz' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-  nextAttemptAt: { column: 'next_attempt_at', type: 'timestamptz' },
-};
-export const ATTEMPT_COLUMNS: Record<keyof AttemptPatch, Column> = {
-  state: { column: 'state', type: 'text' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-  error: { column: 'error', type: 'json' },
-  pid: { column: 'pid', type: 'integer' },
-};
-export const HOOK_COLUMNS: Record<keyof HookPatch, Column> = {
-  state: { column: 'state', type: 'text' },
-  error: { column: 'error', type: 'json' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-};
 
 /** Rows -> one array per column, for `unnest($1::type[], $2::type[], …)`. */
 function columnsOf(rows: readonly (readonly SqlValue[])[], width: number): SqlValue[][] {
@@ -205,13 +170,9 @@ export const insertAttemptsPart: PartBuilder = (payloads, base, p, g) => {
         if (row.a) continue;
         const [runId, task, attempt] = rows[row.ord - 1]!;
         outcomes[row.ord - 1] = failed(
-          new WeftError(
-            'STORE_FAILED',
-            row.b
-              ? `attempt ${String(attempt)} of task "${String(task)}" in run ${String(runId)} exists already`
-              : `cannot insert an attempt of task "${String(task)}": run ${String(runId)} has no such task`,
-            { retryable: false },
-          ),
+          row.b
+            ? attemptExistsError(String(runId), String(task), String(attempt))
+            : noSuchTaskError(String(runId), String(task)),
         );
       }
       return outcomes;
@@ -301,11 +262,7 @@ export const insertHooksPart: PartBuilder = rowsPart(
 
 function missingRun(payload: unknown, what: string): Error {
   const rows = payload as readonly (readonly SqlValue[])[];
-  return new WeftError(
-    'STORE_FAILED',
-    `cannot ${what}: run ${String(rows[0]?.[0])} does not exist in the store`,
-    { retryable: false },
-  );
+  return missingRunError(String(rows[0]?.[0]), what);
 }
 
 // ---- runs ---------------------------------------------------------------------------------------
@@ -380,13 +337,9 @@ export const createRunExecutor: GroupExecutor = async (client, payloads) => {
     const row = dup.rows[0];
     outcomes.push(
       failed(
-        new WeftError(
-          'RUN_DUPLICATE',
-          row?.same_id || !row?.same_slot
-            ? `a run with id ${payload.id} exists already`
-            : `pipeline "${payload.pipeline}" already has a run for ${payload.scheduledFor} (${row.same_slot})`,
-          { retryable: false },
-        ),
+        row?.same_id || !row?.same_slot
+          ? runExistsError(payload.id)
+          : scheduleTakenError(payload.pipeline, payload.scheduledFor, row.same_slot),
       ),
     );
   }
@@ -426,11 +379,7 @@ export const requestRunExecutor: GroupExecutor = eachExecutor<readonly SqlValue[
     ),
   );
   if ((result.rowCount ?? 0) > 0) return ok(undefined);
-  return failed(
-    new WeftError('RUN_DUPLICATE', `a run request with id ${String(values[0])} exists already`, {
-      retryable: false,
-    }),
-  );
+  return failed(runRequestExistsError(String(values[0])));
 });
 
 export const RUN_REQUEST_FIELDS =

@@ -1,5 +1,4 @@
 import type { Database } from 'better-sqlite3';
-import { WeftError } from '../../errors.js';
 
 /**
  * Group commit for a synchronous SQLite connection.
@@ -118,9 +117,4 @@ export class WriteQueue {
     for (const write of batch) write.reject(error);
     return error;
   }
-}
-
-/** Rejects writes queued on a store that is closed. */
-export function closedError(location: string): WeftError {
-  return new WeftError('STORE_FAILED', `the store ${location} is closed`);
 }

@@ -7,6 +7,7 @@
  *    no limit). A claim skips runs at their limit.
  *  - queue_runs.deadline_at: when the run's pipeline `timeout` ends the current run attempt (null:
  *    none); timed_out: the timeout was applied (its tasks cancelled, workers told on heartbeat).
+ *  - queue_tasks_run_ready: a claim takes the oldest ready tasks of each run it may take from.
  */
 export const migration004 = `
 ALTER TABLE queue_runs
@@ -15,5 +16,6 @@ ALTER TABLE queue_runs
   ADD COLUMN deadline_at timestamptz,
   ADD COLUMN timed_out boolean NOT NULL DEFAULT false;
 
+CREATE INDEX queue_tasks_run_ready ON queue_tasks (run_id, available_at, seq) WHERE state = 'ready';
 CREATE INDEX queue_runs_deadline ON queue_runs (deadline_at) WHERE NOT timed_out AND deadline_at IS NOT NULL;
 `;
