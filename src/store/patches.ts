@@ -13,41 +13,44 @@ export interface PatchField {
   type: PatchFieldType;
 }
 
+// Columns several tables share, described once.
+const state: PatchField = { column: 'state', type: 'text' };
+const error: PatchField = { column: 'error', type: 'json' };
+const startedAt: PatchField = { column: 'started_at', type: 'timestamptz' };
+const finishedAt: PatchField = { column: 'finished_at', type: 'timestamptz' };
+const nextAttemptAt: PatchField = { column: 'next_attempt_at', type: 'timestamptz' };
+
 export const RUN_PATCH_FIELDS: Readonly<Record<keyof RunPatch, PatchField>> = {
-  state: { column: 'state', type: 'text' },
+  state,
   attempt: { column: 'attempt', type: 'integer' },
   owner: { column: 'owner', type: 'text' },
   heartbeatAt: { column: 'heartbeat_at', type: 'timestamptz' },
-  startedAt: { column: 'started_at', type: 'timestamptz' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-  nextAttemptAt: { column: 'next_attempt_at', type: 'timestamptz' },
-  error: { column: 'error', type: 'json' },
+  startedAt,
+  finishedAt,
+  nextAttemptAt,
+  error,
   cancelRequested: { column: 'cancel_requested', type: 'boolean' },
 };
 
 export const TASK_RUN_PATCH_FIELDS: Readonly<Record<keyof TaskRunPatch, PatchField>> = {
-  state: { column: 'state', type: 'text' },
+  state,
   attempts: { column: 'attempts', type: 'integer' },
   output: { column: 'output', type: 'json' },
-  error: { column: 'error', type: 'json' },
+  error,
   reason: { column: 'reason', type: 'text' },
-  startedAt: { column: 'started_at', type: 'timestamptz' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-  nextAttemptAt: { column: 'next_attempt_at', type: 'timestamptz' },
+  startedAt,
+  finishedAt,
+  nextAttemptAt,
 };
 
 export const ATTEMPT_PATCH_FIELDS: Readonly<Record<keyof AttemptPatch, PatchField>> = {
-  state: { column: 'state', type: 'text' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-  error: { column: 'error', type: 'json' },
+  state,
+  finishedAt,
+  error,
   pid: { column: 'pid', type: 'integer' },
 };
 
-export const HOOK_PATCH_FIELDS: Readonly<Record<keyof HookPatch, PatchField>> = {
-  state: { column: 'state', type: 'text' },
-  error: { column: 'error', type: 'json' },
-  finishedAt: { column: 'finished_at', type: 'timestamptz' },
-};
+export const HOOK_PATCH_FIELDS: Readonly<Record<keyof HookPatch, PatchField>> = { state, error, finishedAt };
 
 export interface PatchEntry {
   key: string;

@@ -11,7 +11,11 @@ export function runExistsError(id: string): WeftError {
   return new WeftError('RUN_DUPLICATE', `a run with id ${id} exists already`, NOT_RETRYABLE);
 }
 
-export function scheduleTakenError(pipeline: string, scheduledFor: string | null, otherId: string): WeftError {
+export function scheduleTakenError(
+  pipeline: string,
+  scheduledFor: string | null,
+  otherId: string,
+): WeftError {
   return new WeftError(
     'RUN_DUPLICATE',
     `pipeline "${pipeline}" already has a run for ${scheduledFor} (${otherId})`,
@@ -36,7 +40,11 @@ export function attemptExistsError(
   );
 }
 
-export function noSuchTaskError(runId: string, task: string, options: WeftErrorOptions = NOT_RETRYABLE): WeftError {
+export function noSuchTaskError(
+  runId: string,
+  task: string,
+  options: WeftErrorOptions = NOT_RETRYABLE,
+): WeftError {
   return new WeftError(
     'STORE_FAILED',
     `cannot insert an attempt of task "${task}": run ${runId} has no such task`,
@@ -45,7 +53,11 @@ export function noSuchTaskError(runId: string, task: string, options: WeftErrorO
 }
 
 /** `what` completes "cannot …", e.g. "append logs". */
-export function missingRunError(runId: string, what: string, options: WeftErrorOptions = NOT_RETRYABLE): WeftError {
+export function missingRunError(
+  runId: string,
+  what: string,
+  options: WeftErrorOptions = NOT_RETRYABLE,
+): WeftError {
   return new WeftError('STORE_FAILED', `cannot ${what}: run ${runId} does not exist in the store`, options);
 }
 

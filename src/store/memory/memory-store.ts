@@ -1,5 +1,5 @@
-import { WeftError } from '../../errors.js';
 import type { Plan } from '../../compile/plan.js';
+import { WeftError } from '../../errors.js';
 import type { ErrorInfo } from '../../errors.js';
 import type {
   AttemptCondition,
@@ -24,7 +24,32 @@ import type {
   TaskRunPatch,
   TaskRunRecord,
 } from '../run-store.js';
-import { cloneJson, hashPlanText, parsePlan, toDict } from './json-codec.js';
+import { cloneJson, hashPlanText, parsePlan, toDict } from '../json-codec.js';
+import {
+  ATTEMPT_PATCH_FIELDS,
+  HOOK_PATCH_FIELDS,
+  type PatchField,
+  patchEntries,
+  RUN_PATCH_FIELDS,
+  TASK_RUN_PATCH_FIELDS,
+} from '../patches.js';
+import {
+  compareRunRequests,
+  compareText,
+  completedRequestState,
+  DEFAULT_LIMIT,
+  newRunRecord,
+  pendingRunRequest,
+  pendingTaskRun,
+} from '../records.js';
+import {
+  attemptExistsError,
+  missingRunError,
+  noSuchTaskError,
+  runExistsError,
+  runRequestExistsError,
+  scheduleTakenError,
+} from '../store-errors.js';
 
 /**
  * The RunStore in memory: for tests and benchmarks, and `--store :memory:`. Same behaviour as the
@@ -34,8 +59,6 @@ import { cloneJson, hashPlanText, parsePlan, toDict } from './json-codec.js';
  * store. Plans are the exception that proves the rule: a run's plan is stored once, deep-frozen,
  * and the same frozen object is returned every time (a 10,000-task plan is too big to copy per read).
  */
-
-const DEFAULT_LIMIT = 50;
 
 interface RunEntry {
   record: RunRecord;
@@ -72,41 +95,17 @@ function copyHook(record: HookRecord): HookRecord {
   return { ...record, error: cloneJson(record.error) };
 }
 
-/** The fields each patch may change; other keys (ids, keys) are ignored, as the SQL adapters do. */
-const RUN_PATCH_KEYS: readonly (keyof RunPatch)[] = [
-  'state',
-  'attempt',
-  'owner',
-  'heartbeatAt',
-  'startedAt',
-  'finishedAt',
-  'nextAttemptAt',
-  'error',
-  'cancelRequested',
-];
-const TASK_RUN_PATCH_KEYS: readonly (keyof TaskRunPatch)[] = [
-  'state',
-  'attempts',
-  'output',
-  'error',
-  'reason',
-  'startedAt',
-  'finishedAt',
-  'nextAttemptAt',
-];
-const ATTEMPT_PATCH_KEYS: readonly (keyof AttemptPatch)[] = ['state', 'finishedAt', 'error', 'pid'];
-const HOOK_PATCH_KEYS: readonly (keyof HookPatch)[] = ['state', 'error', 'finishedAt'];
-
-/** Applies the allowed keys present in the patch; a key set to undefined is treated as absent. */
-function applyPatch<T extends object, P extends Partial<T>>(
+/**
+ * Applies the allowed keys present in the patch (copied, as a SQL adapter would store them); a
+ * key set to undefined is treated as absent.
+ */
+function applyPatch<T extends object>(
   target: T,
-  patch: P,
-  keys: readonly (keyof P)[],
+  patch: object,
+  fields: Readonly<Record<string, PatchField>>,
 ): void {
-  for (const key of keys) {
-    const value = patch[key];
-    if (value === undefined) continue;
-    (target as Record<keyof P, unknown>)[key] = cloneJson(value);
+  for (const { key, value } of patchEntries(fields, patch)) {
+    (target as Record<string, unknown>)[key] = cloneJson(value);
   }
 }
 
@@ -131,25 +130,18 @@ export function createMemoryStore(): RunStore {
 
   function requireEntry(runId: string, what: string): RunEntry {
     const found = runs.get(runId);
-    if (!found)
-      throw new WeftError('STORE_FAILED', `cannot ${what}: run ${runId} does not exist in the store`);
+    // `{}`: these refusals have always been retryable here, unlike in the SQL adapters.
+    if (!found) throw missingRunError(runId, what, {});
     return found;
   }
 
   const sync: SyncStore = {
     createRun(run: NewRun): RunRecord {
       open();
-      if (runs.has(run.id)) {
-        throw new WeftError('RUN_DUPLICATE', `a run with id ${run.id} exists already`, { retryable: false });
-      }
+      if (runs.has(run.id)) throw runExistsError(run.id);
       const scheduleKey = run.scheduledFor === null ? null : `${run.pipeline}\u0000${run.scheduledFor}`;
-      if (scheduleKey !== null && schedules.has(scheduleKey)) {
-        throw new WeftError(
-          'RUN_DUPLICATE',
-          `pipeline "${run.pipeline}" already has a run for ${run.scheduledFor} (${schedules.get(scheduleKey)})`,
-          { retryable: false },
-        );
-      }
+      const other = scheduleKey === null ? undefined : schedules.get(scheduleKey);
+      if (other !== undefined) throw scheduleTakenError(run.pipeline, run.scheduledFor, other);
       const planText = JSON.stringify(run.plan);
       const planHash = hashPlanText(planText);
       let plan = plans.get(planHash);
@@ -157,41 +149,12 @@ export function createMemoryStore(): RunStore {
         plan = parsePlan(planText);
         plans.set(planHash, plan);
       }
-      const record: RunRecord = {
-        id: run.id,
-        pipeline: run.pipeline,
-        state: run.state,
-        params: toDict(cloneJson(run.params)),
-        plan,
-        planHash,
-        trigger: run.trigger,
-        scheduledFor: run.scheduledFor,
-        attempt: 1,
-        owner: run.owner,
-        heartbeatAt: null,
-        createdAt: run.createdAt,
-        startedAt: null,
-        finishedAt: null,
-        nextAttemptAt: null,
-        error: null,
-        cancelRequested: false,
-      };
+      const record = newRunRecord(run, toDict(cloneJson(run.params)), plan, planHash);
       const tasks = new Map<string, TaskRunRecord>();
       const ordinals = new Map<string, number>();
       plan.order.forEach((task, ordinal) => {
         ordinals.set(task, ordinal);
-        tasks.set(task, {
-          runId: run.id,
-          task,
-          state: 'pending',
-          attempts: 0,
-          output: null,
-          error: null,
-          reason: null,
-          startedAt: null,
-          finishedAt: null,
-          nextAttemptAt: null,
-        });
+        tasks.set(task, pendingTaskRun(run.id, task));
       });
       runs.set(run.id, { record, tasks, ordinals, attempts: new Map(), logs: [], hooks: new Map() });
       if (scheduleKey !== null) schedules.set(scheduleKey, run.id);
@@ -226,7 +189,7 @@ export function createMemoryStore(): RunStore {
       const record = found.record;
       if (condition.states && !condition.states.includes(record.state)) return false;
       if (condition.owner !== undefined && record.owner !== condition.owner) return false;
-      applyPatch(record, patch, RUN_PATCH_KEYS);
+      applyPatch(record, patch, RUN_PATCH_FIELDS);
       return true;
     },
 
@@ -247,7 +210,7 @@ export function createMemoryStore(): RunStore {
       if (!record) return false;
       if (condition.states && !condition.states.includes(record.state)) return false;
       if (condition.attempts !== undefined && record.attempts !== condition.attempts) return false;
-      applyPatch(record, patch, TASK_RUN_PATCH_KEYS);
+      applyPatch(record, patch, TASK_RUN_PATCH_FIELDS);
       return true;
     },
 
@@ -257,19 +220,9 @@ export function createMemoryStore(): RunStore {
         attempt.runId,
         `insert attempt ${attempt.attempt} of task "${attempt.task}"`,
       );
-      if (!found.tasks.has(attempt.task)) {
-        throw new WeftError(
-          'STORE_FAILED',
-          `cannot insert an attempt of task "${attempt.task}": run ${attempt.runId} has no such task`,
-        );
-      }
+      if (!found.tasks.has(attempt.task)) throw noSuchTaskError(attempt.runId, attempt.task, {});
       const key = attemptKey(attempt.task, attempt.attempt);
-      if (found.attempts.has(key)) {
-        throw new WeftError(
-          'STORE_FAILED',
-          `attempt ${attempt.attempt} of task "${attempt.task}" in run ${attempt.runId} exists already`,
-        );
-      }
+      if (found.attempts.has(key)) throw attemptExistsError(attempt.runId, attempt.task, attempt.attempt, {});
       found.attempts.set(key, copyAttempt(attempt));
     },
 
@@ -284,7 +237,7 @@ export function createMemoryStore(): RunStore {
       const record = entry(runId)?.attempts.get(attemptKey(task, attempt));
       if (!record) return false;
       if (condition.states && !condition.states.includes(record.state)) return false;
-      applyPatch(record, patch, ATTEMPT_PATCH_KEYS);
+      applyPatch(record, patch, ATTEMPT_PATCH_FIELDS);
       return true;
     },
 
@@ -338,7 +291,7 @@ export function createMemoryStore(): RunStore {
       open();
       const record = entry(runId)?.hooks.get(key);
       if (!record) return false;
-      applyPatch(record, patch, HOOK_PATCH_KEYS);
+      applyPatch(record, patch, HOOK_PATCH_FIELDS);
       return true;
     },
 
@@ -347,7 +300,7 @@ export function createMemoryStore(): RunStore {
       const found = entry(runId);
       if (!found) return [];
       const list = [...found.hooks.values()].filter((h) => !states || states.includes(h.state));
-      list.sort((a, b) => compareAsc(a.createdAt, b.createdAt) || compareAsc(a.key, b.key));
+      list.sort((a, b) => compareText(a.createdAt, b.createdAt) || compareText(a.key, b.key));
       return list.map(copyHook);
     },
 
@@ -364,7 +317,7 @@ export function createMemoryStore(): RunStore {
       const list = [...fires.values()].filter(
         (f) => query.pipeline === undefined || f.pipeline === query.pipeline,
       );
-      list.sort((a, b) => compareDesc(a.scheduledFor, b.scheduledFor) || compareAsc(a.pipeline, b.pipeline));
+      list.sort((a, b) => compareDesc(a.scheduledFor, b.scheduledFor) || compareText(a.pipeline, b.pipeline));
       return list.slice(0, query.limit ?? DEFAULT_LIMIT).map((f) => ({ ...f }));
     },
 
@@ -380,23 +333,8 @@ export function createMemoryStore(): RunStore {
 
     requestRun(request: NewRunRequest): RunRequestRecord {
       open();
-      if (requests.has(request.id)) {
-        throw new WeftError('RUN_DUPLICATE', `a run request with id ${request.id} exists already`, {
-          retryable: false,
-        });
-      }
-      const record: RunRequestRecord = {
-        id: request.id,
-        pipeline: request.pipeline,
-        params: toDict(cloneJson(request.params)),
-        state: 'pending',
-        requestedAt: request.requestedAt,
-        claimedBy: null,
-        claimedAt: null,
-        runId: null,
-        error: null,
-        completedAt: null,
-      };
+      if (requests.has(request.id)) throw runRequestExistsError(request.id);
+      const record = pendingRunRequest(request, toDict(cloneJson(request.params)));
       requests.set(request.id, record);
       return copyRequest(record);
     },
@@ -404,7 +342,7 @@ export function createMemoryStore(): RunStore {
     claimRunRequests(limit: number, owner: string, now: string): RunRequestRecord[] {
       open();
       const pending = [...requests.values()].filter((r) => r.state === 'pending');
-      pending.sort((a, b) => compareAsc(a.requestedAt, b.requestedAt) || compareAsc(a.id, b.id));
+      pending.sort(compareRunRequests);
       const claimed = pending.slice(0, Math.max(0, limit));
       for (const request of claimed) {
         request.state = 'claimed';
@@ -423,7 +361,7 @@ export function createMemoryStore(): RunStore {
       open();
       const request = requests.get(id);
       if (!request || request.state !== 'claimed') return false;
-      request.state = error === null && runId !== null ? 'done' : 'failed';
+      request.state = completedRequestState(runId, error);
       request.runId = runId;
       request.error = cloneJson(error);
       request.completedAt = completedAt;
@@ -473,12 +411,8 @@ function liftStore(kind: string, location: string, sync: SyncStore): RunStore {
   return store as unknown as RunStore;
 }
 
-function compareAsc(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 function compareDesc(a: string, b: string): number {
-  return compareAsc(b, a);
+  return compareText(b, a);
 }
 
 /** Logs are in seq order: binary search for the first line after `seq`. */

@@ -1,15 +1,43 @@
 import type pg from 'pg';
 import type { Plan } from '../../compile/plan.js';
-import type { JsonValue } from '../../core/json.js';
-import type { AttemptState, RunState, TaskState } from '../../core/states.js';
 import { WeftError, type ErrorInfo } from '../../errors.js';
-import { hashPlanText, parseJsonColumn, parseParams, parsePlan } from '../memory/json-codec.js';
+import { parseParams } from '../json-codec.js';
+import {
+  ATTEMPT_PATCH_FIELDS,
+  HOOK_PATCH_FIELDS,
+  type PatchField,
+  patchEntries,
+  RUN_PATCH_FIELDS,
+  TASK_RUN_PATCH_FIELDS,
+} from '../patches.js';
+import { PlanCache } from '../plan-cache.js';
+import {
+  type AttemptRow,
+  compareRunRequests,
+  completedRequestState,
+  DEFAULT_LIMIT,
+  type FireRow,
+  type HookRow,
+  type LogRowBase,
+  newRunRecord,
+  pendingRunRequest,
+  type RunRequestRow,
+  type RunRowBase,
+  type TaskRunRow,
+  toAttempt,
+  toFire,
+  toHook,
+  toLog,
+  toRun,
+  toRunRequest,
+  toTaskRun,
+} from '../records.js';
+import { backendError, closedError, missingPlanError } from '../store-errors.js';
 import { redactUrl } from './url.js';
 import type {
   AttemptCondition,
   AttemptPatch,
   AttemptRecord,
-  FireOutcome,
   FireQuery,
   FireRecord,
   HookPatch,
@@ -24,9 +52,7 @@ import type {
   RunQuery,
   RunRecord,
   RunRequestRecord,
-  RunRequestState,
   RunStore,
-  RunTrigger,
   TaskRunCondition,
   TaskRunPatch,
   TaskRunRecord,
@@ -34,7 +60,6 @@ import type {
 import { checkPostgresSchema, migratePostgres } from './migrate.js';
 import { createStorePool } from './pool.js';
 import {
-  ATTEMPT_COLUMNS,
   claimRunRequestsExecutor,
   type Column,
   completeRunRequestExecutor,
@@ -42,16 +67,13 @@ import {
   createRunExecutor,
   type CreateRunPayload,
   encodeValue,
-  HOOK_COLUMNS,
   insertAttemptsPart,
   insertHooksPart,
   insertLogsPart,
   recordFireExecutor,
   requestRunExecutor,
-  RUN_COLUMNS,
   RUN_REQUEST_FIELDS,
   type SqlValue,
-  TASK_RUN_COLUMNS,
   updatePart,
 } from './statements.js';
 import { type BatchWrite, type PartBuilder, PgWriteQueue, prepared, sqlState } from './write-batch.js';
@@ -71,125 +93,13 @@ export interface PostgresStoreOptions {
   migrate?: boolean;
 }
 
-const DEFAULT_LIMIT = 50;
 const PLAN_CACHE_SIZE = 16;
 /** Advisory lock class of log appends (the migration lock is 0x77656674). */
 const LOG_LOCK = 0x77656675;
 
-interface RunRow {
-  id: string;
-  pipeline: string;
-  state: string;
-  params: string;
-  plan_hash: string;
-  trigger: string;
-  scheduled_for: string | null;
-  attempt: number;
-  owner: string | null;
-  heartbeat_at: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  next_attempt_at: string | null;
-  error: string | null;
-  cancel_requested: boolean;
-}
-
-interface TaskRunRow {
-  run_id: string;
-  task: string;
-  state: string;
-  attempts: number;
-  output: string | null;
-  error: string | null;
-  reason: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  next_attempt_at: string | null;
-}
-
-interface AttemptRow {
-  run_id: string;
-  task: string;
-  attempt: number;
-  state: string;
-  delay_ms: number;
-  started_at: string;
-  finished_at: string | null;
-  error: string | null;
-  worker: string | null;
-  pid: number | null;
-}
-
-interface LogRow {
-  seq: number;
-  run_id: string;
-  task: string | null;
-  attempt: number | null;
-  ts: string;
-  level: string;
-  message: Buffer;
-}
-
-interface HookRow {
-  run_id: string;
-  key: string;
-  event: string;
-  task: string | null;
-  handler: string;
-  state: string;
-  error: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
-
-interface FireRow {
-  pipeline: string;
-  scheduled_for: string;
-  outcome: string;
-  reason: string | null;
-  run_id: string | null;
-  recorded_at: string;
-}
-
-interface RunRequestRow {
-  id: string;
-  pipeline: string;
-  params: string;
-  state: string;
-  requested_at: string;
-  claimed_by: string | null;
-  claimed_at: string | null;
-  run_id: string | null;
-  error: string | null;
-  completed_at: string | null;
-}
-
-function toFire(row: FireRow): FireRecord {
-  return {
-    pipeline: row.pipeline,
-    scheduledFor: row.scheduled_for,
-    outcome: row.outcome as FireOutcome,
-    reason: row.reason,
-    runId: row.run_id,
-    recordedAt: row.recorded_at,
-  };
-}
-
-function toRunRequest(row: RunRequestRow): RunRequestRecord {
-  return {
-    id: row.id,
-    pipeline: row.pipeline,
-    params: parseParams(row.params),
-    state: row.state as RunRequestState,
-    requestedAt: row.requested_at,
-    claimedBy: row.claimed_by,
-    claimedAt: row.claimed_at,
-    runId: row.run_id,
-    error: parseJsonColumn<ErrorInfo>(row.error),
-    completedAt: row.completed_at,
-  };
-}
+type RunRow = RunRowBase & { cancel_requested: boolean };
+/** Log messages are bytea: text cannot hold every string a handler may print. */
+type LogRow = LogRowBase & { message: Buffer };
 
 /** Fires and run requests are rare: every write of one table waits for the previous (one key). */
 const FIRES_KEY = 'fires';
@@ -201,24 +111,17 @@ const RUN_FIELDS = `id, pipeline, state, params, plan_hash, trigger, scheduled_f
   created_at, started_at, finished_at, next_attempt_at, error, cancel_requested`;
 
 function storeError(location: string, doing: string, cause: unknown): WeftError {
-  const detail = cause instanceof Error ? cause.message : String(cause);
   const code = sqlState(cause);
   const unreachable = code === undefined || code.startsWith('08') || code === '57P03';
-  return new WeftError('STORE_FAILED', `${doing} the PostgreSQL store ${location}: ${detail}`, {
+  return backendError(
+    'PostgreSQL',
+    location,
+    doing,
     cause,
-    ...(unreachable && !(cause instanceof WeftError)
-      ? { hint: 'check that PostgreSQL is running and that the URL (host, port, database, user) is right' }
-      : {}),
-  });
-}
-
-/** ISO strings from the database all have one form, so they compare as text. */
-function compareTimes(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function closedError(location: string): WeftError {
-  return new WeftError('STORE_FAILED', `the store ${location} is closed`);
+    unreachable && !(cause instanceof WeftError)
+      ? 'check that PostgreSQL is running and that the URL (host, port, database, user) is right'
+      : undefined,
+  );
 }
 
 /**
@@ -261,10 +164,7 @@ class PostgresRunStore implements RunStore {
   readonly location: string;
   readonly #pool: pg.Pool;
   readonly #queue: PgWriteQueue;
-  /** Parsed, frozen plans by hash: shared by every record of runs of the same plan. */
-  readonly #plans = new Map<string, Plan>();
-  /** The JSON text and hash of plans seen before (frozen, so they cannot have changed since). */
-  readonly #planTexts = new WeakMap<Plan, { text: string; hash: string }>();
+  readonly #plans = new PlanCache(PLAN_CACHE_SIZE);
   /** Hashes of plans known to be committed: creating another run of one does not send it again. */
   readonly #storedPlans = new Set<string>();
   readonly #updates = new Map<string, PartBuilder>();
@@ -312,19 +212,16 @@ class PostgresRunStore implements RunStore {
   #update(
     table: string,
     keys: readonly [Column, SqlValue][],
-    columns: Record<string, Column>,
+    fields: Readonly<Record<string, PatchField>>,
     patch: object,
     conditions: readonly [ConditionKind, SqlValue][],
   ): Promise<boolean> {
     const set: Column[] = [];
     const values: SqlValue[] = keys.map(([, value]) => value);
-    // In the columns' order, not the patch's: patches with the same keys share one statement.
-    for (const [key, column] of Object.entries(columns)) {
-      if (!Object.hasOwn(patch, key)) continue;
-      const value = (patch as Record<string, unknown>)[key];
-      if (value === undefined) continue;
-      set.push(column);
-      values.push(encodeValue(column.type, value));
+    // In the fields' order, not the patch's: patches with the same keys share one statement.
+    for (const { field, value } of patchEntries(fields, patch)) {
+      set.push(field);
+      values.push(encodeValue(field.type, value));
     }
     for (const [, value] of conditions) values.push(value);
     const shape = {
@@ -343,20 +240,6 @@ class PostgresRunStore implements RunStore {
     return this.#write<boolean>({ group, run: { part }, payload: values, keys: [rowKey] });
   }
 
-  #cachePlan(hash: string, text: string): Plan {
-    let plan = this.#plans.get(hash);
-    if (plan) {
-      // Keep recently used plans at the end of the map: the oldest entry is evicted first.
-      this.#plans.delete(hash);
-    } else {
-      plan = parsePlan(text);
-      this.#planTexts.set(plan, { text, hash });
-    }
-    this.#plans.set(hash, plan);
-    if (this.#plans.size > PLAN_CACHE_SIZE) this.#plans.delete(this.#plans.keys().next().value!);
-    return plan;
-  }
-
   /** The plans of these runs, from the cache or in one query. */
   async #plansFor(hashes: readonly string[]): Promise<Map<string, Plan>> {
     const found = new Map<string, Plan>();
@@ -372,50 +255,25 @@ class PostgresRunStore implements RunStore {
         [missing],
       );
       for (const row of rows) {
-        found.set(row.hash, this.#cachePlan(row.hash, row.plan));
+        found.set(row.hash, this.#plans.remember(row.hash, row.plan));
         this.#storedPlans.add(row.hash);
       }
     }
     for (const hash of hashes) {
-      if (!found.has(hash)) throw new WeftError('STORE_FAILED', `${this.location}: plan ${hash} is missing`);
+      if (!found.has(hash)) throw missingPlanError(this.location, hash);
     }
     return found;
   }
 
   async #toRuns(rows: readonly RunRow[]): Promise<RunRecord[]> {
     const plans = await this.#plansFor(rows.map((row) => row.plan_hash));
-    return rows.map(
-      (row): RunRecord => ({
-        id: row.id,
-        pipeline: row.pipeline,
-        state: row.state as RunState,
-        params: parseParams(row.params),
-        plan: plans.get(row.plan_hash)!,
-        planHash: row.plan_hash,
-        trigger: row.trigger as RunTrigger,
-        scheduledFor: row.scheduled_for,
-        attempt: row.attempt,
-        owner: row.owner,
-        heartbeatAt: row.heartbeat_at,
-        createdAt: row.created_at,
-        startedAt: row.started_at,
-        finishedAt: row.finished_at,
-        nextAttemptAt: row.next_attempt_at,
-        error: parseJsonColumn<ErrorInfo>(row.error),
-        cancelRequested: row.cancel_requested,
-      }),
-    );
+    return rows.map((row) => toRun(row, plans.get(row.plan_hash)!, row.cancel_requested));
   }
 
   // ---- runs -------------------------------------------------------------------------------------
 
   createRun(run: NewRun): Promise<RunRecord> {
-    let known = this.#planTexts.get(run.plan);
-    if (!known || !Object.isFrozen(run.plan)) {
-      const text = JSON.stringify(run.plan);
-      known = { text, hash: hashPlanText(text) };
-    }
-    const { text: planText, hash: planHash } = known;
+    const { text: planText, hash: planHash } = this.#plans.textOf(run.plan);
     // Copied now: the caller may change its objects before the batch runs.
     const paramsText = JSON.stringify(run.params);
     const payload: CreateRunPayload = {
@@ -439,25 +297,7 @@ class PostgresRunStore implements RunStore {
       barrier: true,
     }).then((): RunRecord => {
       this.#storedPlans.add(planHash);
-      return {
-        id: run.id,
-        pipeline: run.pipeline,
-        state: run.state,
-        params: parseParams(paramsText),
-        plan: this.#cachePlan(planHash, planText),
-        planHash,
-        trigger: run.trigger,
-        scheduledFor: run.scheduledFor,
-        attempt: 1,
-        owner: run.owner,
-        heartbeatAt: null,
-        createdAt: run.createdAt,
-        startedAt: null,
-        finishedAt: null,
-        nextAttemptAt: null,
-        error: null,
-        cancelRequested: false,
-      };
+      return newRunRecord(run, parseParams(paramsText), this.#plans.remember(planHash, planText), planHash);
     });
   }
 
@@ -495,7 +335,7 @@ class PostgresRunStore implements RunStore {
     const conditions: [ConditionKind, SqlValue][] = [];
     if (condition.states) conditions.push(['states', condition.states.join(',')]);
     if (condition.owner !== undefined) conditions.push(['owner', condition.owner]);
-    return this.#update('runs', [[{ column: 'id', type: 'text' }, id]], RUN_COLUMNS, patch, conditions);
+    return this.#update('runs', [[{ column: 'id', type: 'text' }, id]], RUN_PATCH_FIELDS, patch, conditions);
   }
 
   // ---- task runs --------------------------------------------------------------------------------
@@ -507,20 +347,7 @@ class PostgresRunStore implements RunStore {
          FROM task_runs WHERE run_id = $1 ORDER BY ordinal`,
         [runId],
       );
-      return rows.map(
-        (row): TaskRunRecord => ({
-          runId: row.run_id,
-          task: row.task,
-          state: row.state as TaskState,
-          attempts: row.attempts,
-          output: parseJsonColumn<JsonValue>(row.output),
-          error: parseJsonColumn<ErrorInfo>(row.error),
-          reason: row.reason,
-          startedAt: row.started_at,
-          finishedAt: row.finished_at,
-          nextAttemptAt: row.next_attempt_at,
-        }),
-      );
+      return rows.map(toTaskRun);
     });
   }
 
@@ -539,7 +366,7 @@ class PostgresRunStore implements RunStore {
         [{ column: 'run_id', type: 'text' }, runId],
         [{ column: 'task', type: 'text' }, task],
       ],
-      TASK_RUN_COLUMNS,
+      TASK_RUN_PATCH_FIELDS,
       patch,
       conditions,
     );
@@ -580,7 +407,7 @@ class PostgresRunStore implements RunStore {
         [{ column: 'task', type: 'text' }, task],
         [{ column: 'attempt', type: 'integer' }, attempt],
       ],
-      ATTEMPT_COLUMNS,
+      ATTEMPT_PATCH_FIELDS,
       patch,
       conditions,
     );
@@ -595,20 +422,7 @@ class PostgresRunStore implements RunStore {
          WHERE a.run_id = $1 ${task === undefined ? '' : 'AND a.task = $2'} ORDER BY t.ordinal, a.attempt`,
         task === undefined ? [runId] : [runId, task],
       );
-      return rows.map(
-        (row): AttemptRecord => ({
-          runId: row.run_id,
-          task: row.task,
-          attempt: row.attempt,
-          state: row.state as AttemptState,
-          delayMs: row.delay_ms,
-          startedAt: row.started_at,
-          finishedAt: row.finished_at,
-          error: parseJsonColumn<ErrorInfo>(row.error),
-          worker: row.worker,
-          pid: row.pid,
-        }),
-      );
+      return rows.map(toAttempt);
     });
   }
 
@@ -645,17 +459,7 @@ class PostgresRunStore implements RunStore {
          WHERE run_id = $1 AND seq > $2 ${taskFilter} ORDER BY seq LIMIT $3`,
         values,
       );
-      return rows.map(
-        (row): LogRecord => ({
-          seq: row.seq,
-          runId: row.run_id,
-          task: row.task,
-          attempt: row.attempt,
-          ts: row.ts,
-          level: row.level as LogRecord['level'],
-          message: row.message.toString('utf8'),
-        }),
-      );
+      return rows.map((row) => toLog(row, row.message.toString('utf8')));
     });
   }
 
@@ -684,7 +488,7 @@ class PostgresRunStore implements RunStore {
         [{ column: 'run_id', type: 'text' }, runId],
         [{ column: 'key', type: 'text' }, key],
       ],
-      HOOK_COLUMNS,
+      HOOK_PATCH_FIELDS,
       patch,
       [],
     );
@@ -698,19 +502,7 @@ class PostgresRunStore implements RunStore {
          WHERE run_id = $1 ${states ? 'AND state = ANY ($2::text[])' : ''} ORDER BY created_at, key`,
         states ? [runId, states] : [runId],
       );
-      return rows.map(
-        (row): HookRecord => ({
-          runId: row.run_id,
-          key: row.key,
-          event: row.event as HookRecord['event'],
-          task: row.task,
-          handler: row.handler,
-          state: row.state as HookState,
-          error: parseJsonColumn<ErrorInfo>(row.error),
-          createdAt: row.created_at,
-          finishedAt: row.finished_at,
-        }),
-      );
+      return rows.map(toHook);
     });
   }
 
@@ -769,20 +561,7 @@ class PostgresRunStore implements RunStore {
       run: { execute: requestRunExecutor },
       payload,
       keys: [RUN_REQUESTS_KEY],
-    }).then(() =>
-      toRunRequest({
-        id: request.id,
-        pipeline: request.pipeline,
-        params: paramsText,
-        state: 'pending',
-        requested_at: request.requestedAt,
-        claimed_by: null,
-        claimed_at: null,
-        run_id: null,
-        error: null,
-        completed_at: null,
-      }),
-    );
+    }).then(() => pendingRunRequest(request, parseParams(paramsText)));
   }
 
   claimRunRequests(limit: number, owner: string, now: string): Promise<RunRequestRecord[]> {
@@ -794,11 +573,7 @@ class PostgresRunStore implements RunStore {
       keys: [RUN_REQUESTS_KEY],
     }).then((rows) =>
       // RETURNING has no order of its own: oldest first, as they were chosen.
-      rows
-        .map(toRunRequest)
-        .sort(
-          (a, b) => compareTimes(a.requestedAt, b.requestedAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-        ),
+      rows.map(toRunRequest).sort(compareRunRequests),
     );
   }
 
@@ -808,8 +583,13 @@ class PostgresRunStore implements RunStore {
     error: ErrorInfo | null,
     completedAt: string,
   ): Promise<boolean> {
-    const state: RunRequestState = error === null && runId !== null ? 'done' : 'failed';
-    const payload: SqlValue[] = [state, runId, encodeValue('json', error), completedAt, id];
+    const payload: SqlValue[] = [
+      completedRequestState(runId, error),
+      runId,
+      encodeValue('json', error),
+      completedAt,
+      id,
+    ];
     return this.#write({
       group: 'completeRunRequest',
       run: { execute: completeRunRequestExecutor },

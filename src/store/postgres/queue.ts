@@ -192,6 +192,18 @@ function maxRunningOf(plan: Plan): number | null {
   return Number.isFinite(n) && n >= 1 ? Math.floor(n) : null;
 }
 
+const planQueues = new WeakMap<Plan, string[]>();
+
+/** The queues a plan's tasks go to (cached: plans are immutable). */
+function queuesOf(plan: Plan): string[] {
+  let names = planQueues.get(plan);
+  if (!names) {
+    names = [...new Set(Object.values(plan.tasks).map((t) => t.queue))];
+    planQueues.set(plan, names);
+  }
+  return names;
+}
+
 /** When a run attempt that starts (its first tasks available) at `startsAt` times out. */
 function deadlineOf(plan: Plan, startsAt: number): number | null {
   return plan.timeoutMs === null ? null : startsAt + plan.timeoutMs;
@@ -602,9 +614,14 @@ class PostgresTaskQueue implements TaskQueue {
         ...(timedOut ? { timeout: runTimeoutError(plan) } : {}),
       };
       const running = Math.max(0, row.running - ended);
-      if (!stopping && row.max_running !== null && row.running >= row.max_running && running < row.max_running) {
+      if (
+        !stopping &&
+        row.max_running !== null &&
+        row.running >= row.max_running &&
+        running < row.max_running
+      ) {
         // The run was at its limit and has room again: workers that skipped its tasks may take them.
-        for (const t of index.tasks) writes.wake.add(t.queue);
+        for (const name of queuesOf(plan)) writes.wake.add(name);
       }
       const advanced = advanceTasks({
         plan,

@@ -1,5 +1,12 @@
 import type pg from 'pg';
-import { attemptExistsError, missingRunError, noSuchTaskError, runExistsError, runRequestExistsError, scheduleTakenError } from '../store-errors.js';
+import {
+  attemptExistsError,
+  missingRunError,
+  noSuchTaskError,
+  runExistsError,
+  runRequestExistsError,
+  scheduleTakenError,
+} from '../store-errors.js';
 import { type GroupExecutor, type Outcome, type PartBuilder, prepared } from './write-batch.js';
 
 /**

@@ -2,17 +2,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database, { type Database as Db, type Statement } from 'better-sqlite3';
 import type { Plan } from '../../compile/plan.js';
-import type { JsonValue } from '../../core/json.js';
-import type { AttemptState, RunState, TaskState } from '../../core/states.js';
 import { WeftError, type ErrorInfo } from '../../errors.js';
 import type {
   AttemptCondition,
-  FireOutcome,
   FireQuery,
   FireRecord,
   NewRunRequest,
   RunRequestRecord,
-  RunRequestState,
   AttemptPatch,
   AttemptRecord,
   HookPatch,
@@ -26,14 +22,52 @@ import type {
   RunQuery,
   RunRecord,
   RunStore,
-  RunTrigger,
   TaskRunCondition,
   TaskRunPatch,
   TaskRunRecord,
 } from '../run-store.js';
-import { hashPlanText, parseJsonColumn, parseParams, parsePlan } from '../memory/json-codec.js';
+import { parseParams } from '../json-codec.js';
+import {
+  ATTEMPT_PATCH_FIELDS,
+  HOOK_PATCH_FIELDS,
+  type PatchField,
+  patchEntries,
+  RUN_PATCH_FIELDS,
+  TASK_RUN_PATCH_FIELDS,
+} from '../patches.js';
+import { PlanCache } from '../plan-cache.js';
+import {
+  type AttemptRow,
+  compareRunRequests,
+  completedRequestState,
+  DEFAULT_LIMIT,
+  type FireRow,
+  type HookRow,
+  type LogRowBase,
+  newRunRecord,
+  pendingRunRequest,
+  type RunRequestRow,
+  type RunRowBase,
+  type TaskRunRow,
+  toAttempt,
+  toFire,
+  toHook,
+  toLog,
+  toRun,
+  toRunRequest,
+  toTaskRun,
+} from '../records.js';
+import {
+  attemptExistsError,
+  backendError,
+  closedError,
+  missingPlanError,
+  runExistsError,
+  runRequestExistsError,
+  scheduleTakenError,
+} from '../store-errors.js';
 import { checkSchema, migrate } from './migrate.js';
-import { closedError, WriteQueue } from './write-queue.js';
+import { WriteQueue } from './write-queue.js';
 
 /**
  * The embedded default RunStore: one SQLite file (better-sqlite3, synchronous), with group commit
@@ -50,8 +84,6 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-const DEFAULT_LIMIT = 50;
-
 type SqlValues = readonly (string | number | null)[];
 
 const INSERT_LOG = 'INSERT INTO logs (run_id, task, attempt, ts, level, message) VALUES (?, ?, ?, ?, ?, ?)';
@@ -59,173 +91,29 @@ const INSERT_HOOK = `INSERT INTO hooks (run_id, key, event, task, handler, state
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO NOTHING`;
 const PLAN_CACHE_SIZE = 16;
 
-interface RunRow {
-  id: string;
-  pipeline: string;
-  state: string;
-  params: string;
-  plan_hash: string;
-  trigger: string;
-  scheduled_for: string | null;
-  attempt: number;
-  owner: string | null;
-  heartbeat_at: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  next_attempt_at: string | null;
-  error: string | null;
-  cancel_requested: number;
+/** SQLite has no boolean: the flag is stored as 0 or 1. */
+type RunRow = RunRowBase & { cancel_requested: number };
+type LogRow = LogRowBase & { message: string };
+
+function asJson(value: unknown): string | null {
+  return value === null ? null : JSON.stringify(value);
 }
 
-interface TaskRunRow {
-  run_id: string;
-  task: string;
-  state: string;
-  attempts: number;
-  output: string | null;
-  error: string | null;
-  reason: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  next_attempt_at: string | null;
+/** How a patch value is stored: JSON as text, flags as 0/1, the rest as it is. */
+function encodeField(field: PatchField, value: unknown): string | number | null {
+  if (field.type === 'json') return asJson(value);
+  if (field.type === 'boolean') return value ? 1 : 0;
+  return value as string | number | null;
 }
-
-interface AttemptRow {
-  run_id: string;
-  task: string;
-  attempt: number;
-  state: string;
-  delay_ms: number;
-  started_at: string;
-  finished_at: string | null;
-  error: string | null;
-  worker: string | null;
-  pid: number | null;
-}
-
-interface LogRow {
-  seq: number;
-  run_id: string;
-  task: string | null;
-  attempt: number | null;
-  ts: string;
-  level: string;
-  message: string;
-}
-
-interface HookRow {
-  run_id: string;
-  key: string;
-  event: string;
-  task: string | null;
-  handler: string;
-  state: string;
-  error: string | null;
-  created_at: string;
-  finished_at: string | null;
-}
-
-interface FireRow {
-  pipeline: string;
-  scheduled_for: string;
-  outcome: string;
-  reason: string | null;
-  run_id: string | null;
-  recorded_at: string;
-}
-
-interface RunRequestRow {
-  id: string;
-  pipeline: string;
-  params: string;
-  state: string;
-  requested_at: string;
-  claimed_by: string | null;
-  claimed_at: string | null;
-  run_id: string | null;
-  error: string | null;
-  completed_at: string | null;
-}
-
-function toFire(row: FireRow): FireRecord {
-  return {
-    pipeline: row.pipeline,
-    scheduledFor: row.scheduled_for,
-    outcome: row.outcome as FireOutcome,
-    reason: row.reason,
-    runId: row.run_id,
-    recordedAt: row.recorded_at,
-  };
-}
-
-function toRunRequest(row: RunRequestRow): RunRequestRecord {
-  return {
-    id: row.id,
-    pipeline: row.pipeline,
-    params: parseParams(row.params),
-    state: row.state as RunRequestState,
-    requestedAt: row.requested_at,
-    claimedBy: row.claimed_by,
-    claimedAt: row.claimed_at,
-    runId: row.run_id,
-    error: parseJsonColumn<ErrorInfo>(row.error),
-    completedAt: row.completed_at,
-  };
-}
-
-type Encoder = (value: unknown) => string | number | null;
-const asIs: Encoder = (value) => value as string | number | null;
-const asJson: Encoder = (value) => (value === null ? null : JSON.stringify(value));
-const asFlag: Encoder = (value) => (value ? 1 : 0);
-
-/** Patch key -> column and how its value is stored. Keys not listed here are ignored. */
-const RUN_COLUMNS: Record<keyof RunPatch, [string, Encoder]> = {
-  state: ['state', asIs],
-  attempt: ['attempt', asIs],
-  owner: ['owner', asIs],
-  heartbeatAt: ['heartbeat_at', asIs],
-  startedAt: ['started_at', asIs],
-  finishedAt: ['finished_at', asIs],
-  nextAttemptAt: ['next_attempt_at', asIs],
-  error: ['error', asJson],
-  cancelRequested: ['cancel_requested', asFlag],
-};
-const TASK_RUN_COLUMNS: Record<keyof TaskRunPatch, [string, Encoder]> = {
-  state: ['state', asIs],
-  attempts: ['attempts', asIs],
-  output: ['output', asJson],
-  error: ['error', asJson],
-  reason: ['reason', asIs],
-  startedAt: ['started_at', asIs],
-  finishedAt: ['finished_at', asIs],
-  nextAttemptAt: ['next_attempt_at', asIs],
-};
-const ATTEMPT_COLUMNS: Record<keyof AttemptPatch, [string, Encoder]> = {
-  state: ['state', asIs],
-  finishedAt: ['finished_at', asIs],
-  error: ['error', asJson],
-  pid: ['pid', asIs],
-};
-const HOOK_COLUMNS: Record<keyof HookPatch, [string, Encoder]> = {
-  state: ['state', asIs],
-  error: ['error', asJson],
-  finishedAt: ['finished_at', asIs],
-};
 
 /** `SET a = ?, b = ?` and its values, from the keys present (and not undefined) in a patch. */
 function setClause(
-  columns: Record<string, [string, Encoder]>,
+  fields: Readonly<Record<string, PatchField>>,
   patch: object,
 ): { sql: string; values: (string | number | null)[] } {
-  const parts: string[] = [];
-  const values: (string | number | null)[] = [];
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === undefined || !Object.hasOwn(columns, key)) continue;
-    const [column, encode] = columns[key]!;
-    parts.push(`${column} = ?`);
-    values.push(encode(value));
-  }
+  const entries = patchEntries(fields, patch);
+  const parts = entries.map(({ field }) => `${field.column} = ?`);
+  const values = entries.map(({ field, value }) => encodeField(field, value));
   // An empty patch still checks the condition: "does it hold?" is a fair question to ask.
   return { sql: parts.length > 0 ? parts.join(', ') : 'rowid = rowid', values };
 }
@@ -269,12 +157,14 @@ export function createSqliteStore(path: string, options: SqliteStoreOptions = {}
 }
 
 function storeError(location: string, doing: string, cause: unknown): WeftError {
-  const detail = cause instanceof Error ? cause.message : String(cause);
   const busy = isSqliteError(cause) && cause.code.startsWith('SQLITE_BUSY');
-  return new WeftError('STORE_FAILED', `${doing} the SQLite store ${location}: ${detail}`, {
+  return backendError(
+    'SQLite',
+    location,
+    doing,
     cause,
-    ...(busy ? { hint: 'another process held the store locked for too long; try again' } : {}),
-  });
+    busy ? 'another process held the store locked for too long; try again' : undefined,
+  );
 }
 
 class SqliteRunStore implements RunStore {
@@ -284,10 +174,7 @@ class SqliteRunStore implements RunStore {
   readonly #readonly: boolean;
   readonly #queue: WriteQueue;
   readonly #statements = new Map<string, Statement>();
-  /** Parsed, frozen plans by hash: shared by every record of runs of the same plan. */
-  readonly #plans = new Map<string, Plan>();
-  /** The JSON text and hash of plans seen before (frozen, so they cannot have changed since). */
-  readonly #planTexts = new WeakMap<Plan, { text: string; hash: string }>();
+  readonly #plans = new PlanCache(PLAN_CACHE_SIZE);
   #closed = false;
 
   constructor(db: Db, location: string, readonly: boolean) {
@@ -358,73 +245,34 @@ class SqliteRunStore implements RunStore {
   }
 
   #plan(hash: string): Plan {
-    let plan = this.#plans.get(hash);
-    if (plan) {
-      // Keep recently used plans at the end of the map: the oldest entry is evicted first.
-      this.#plans.delete(hash);
-    } else {
-      const row = this.#statement('SELECT plan FROM plans WHERE hash = ?').get(hash) as
-        | { plan: string }
-        | undefined;
-      if (!row) throw new WeftError('STORE_FAILED', `${this.location}: plan ${hash} is missing`);
-      plan = parsePlan(row.plan);
-      this.#planTexts.set(plan, { text: row.plan, hash });
-    }
-    this.#plans.set(hash, plan);
-    if (this.#plans.size > PLAN_CACHE_SIZE) this.#plans.delete(this.#plans.keys().next().value!);
-    return plan;
+    const cached = this.#plans.get(hash);
+    if (cached) return cached;
+    const row = this.#statement('SELECT plan FROM plans WHERE hash = ?').get(hash) as
+      | { plan: string }
+      | undefined;
+    if (!row) throw missingPlanError(this.location, hash);
+    return this.#plans.remember(hash, row.plan);
   }
 
   #toRun(row: RunRow): RunRecord {
-    return {
-      id: row.id,
-      pipeline: row.pipeline,
-      state: row.state as RunState,
-      params: parseParams(row.params),
-      plan: this.#plan(row.plan_hash),
-      planHash: row.plan_hash,
-      trigger: row.trigger as RunTrigger,
-      scheduledFor: row.scheduled_for,
-      attempt: row.attempt,
-      owner: row.owner,
-      heartbeatAt: row.heartbeat_at,
-      createdAt: row.created_at,
-      startedAt: row.started_at,
-      finishedAt: row.finished_at,
-      nextAttemptAt: row.next_attempt_at,
-      error: parseJsonColumn<ErrorInfo>(row.error),
-      cancelRequested: row.cancel_requested !== 0,
-    };
+    return toRun(row, this.#plan(row.plan_hash), row.cancel_requested !== 0);
   }
 
   // ---- runs -------------------------------------------------------------------------------------
 
   createRun(run: NewRun): Promise<RunRecord> {
-    let known = this.#planTexts.get(run.plan);
-    if (!known || !Object.isFrozen(run.plan)) {
-      const text = JSON.stringify(run.plan);
-      known = { text, hash: hashPlanText(text) };
-    }
-    const { text: planText, hash: planHash } = known;
+    const { text: planText, hash: planHash } = this.#plans.textOf(run.plan);
     // Copied now: the caller may change its objects before the batch runs.
     const paramsText = JSON.stringify(run.params);
     const order = [...run.plan.order];
     const insert = this.#db.transaction(() => {
       const sameId = this.#statement('SELECT 1 FROM runs WHERE id = ?').get(run.id);
-      if (sameId) {
-        throw new WeftError('RUN_DUPLICATE', `a run with id ${run.id} exists already`, { retryable: false });
-      }
+      if (sameId) throw runExistsError(run.id);
       if (run.scheduledFor !== null) {
         const other = this.#statement(
           'SELECT id FROM runs WHERE pipeline = ? AND scheduled_for = ? AND scheduled_for IS NOT NULL',
         ).get(run.pipeline, run.scheduledFor) as { id: string } | undefined;
-        if (other) {
-          throw new WeftError(
-            'RUN_DUPLICATE',
-            `pipeline "${run.pipeline}" already has a run for ${run.scheduledFor} (${other.id})`,
-            { retryable: false },
-          );
-        }
+        if (other) throw scheduleTakenError(run.pipeline, run.scheduledFor, other.id);
       }
       if (!this.#statement('SELECT 1 FROM plans WHERE hash = ?').get(planHash)) {
         this.#statement('INSERT INTO plans (hash, plan) VALUES (?, ?)').run(planHash, planText);
@@ -448,39 +296,9 @@ class SqliteRunStore implements RunStore {
       );
       order.forEach((task, ordinal) => insertTask.run(run.id, task, ordinal));
       // Built after the duplicate checks: parsing a large plan is not worth doing for a refused run.
-      const record: RunRecord = {
-        id: run.id,
-        pipeline: run.pipeline,
-        state: run.state,
-        params: parseParams(paramsText),
-        plan: this.#cachePlan(planHash, planText),
-        planHash,
-        trigger: run.trigger,
-        scheduledFor: run.scheduledFor,
-        attempt: 1,
-        owner: run.owner,
-        heartbeatAt: null,
-        createdAt: run.createdAt,
-        startedAt: null,
-        finishedAt: null,
-        nextAttemptAt: null,
-        error: null,
-        cancelRequested: false,
-      };
-      return record;
+      return newRunRecord(run, parseParams(paramsText), this.#plans.remember(planHash, planText), planHash);
     });
     return this.#write(() => insert());
-  }
-
-  #cachePlan(hash: string, text: string): Plan {
-    let plan = this.#plans.get(hash);
-    if (!plan) {
-      plan = parsePlan(text);
-      this.#planTexts.set(plan, { text, hash });
-      this.#plans.set(hash, plan);
-      if (this.#plans.size > PLAN_CACHE_SIZE) this.#plans.delete(this.#plans.keys().next().value!);
-    }
-    return plan;
   }
 
   getRun(id: string): Promise<RunRecord | null> {
@@ -512,7 +330,7 @@ class SqliteRunStore implements RunStore {
   }
 
   updateRun(id: string, patch: RunPatch, condition: RunCondition = {}): Promise<boolean> {
-    const set = setClause(RUN_COLUMNS, patch);
+    const set = setClause(RUN_PATCH_FIELDS, patch);
     const where = ['id = ?'];
     const values: (string | number | null)[] = [...set.values, id];
     if (condition.states) {
@@ -536,20 +354,7 @@ class SqliteRunStore implements RunStore {
         `SELECT run_id, task, state, attempts, output, error, reason, started_at, finished_at, next_attempt_at
          FROM task_runs WHERE run_id = ? ORDER BY ordinal`,
       ).all(runId) as TaskRunRow[];
-      return rows.map(
-        (row): TaskRunRecord => ({
-          runId: row.run_id,
-          task: row.task,
-          state: row.state as TaskState,
-          attempts: row.attempts,
-          output: parseJsonColumn<JsonValue>(row.output),
-          error: parseJsonColumn<ErrorInfo>(row.error),
-          reason: row.reason,
-          startedAt: row.started_at,
-          finishedAt: row.finished_at,
-          nextAttemptAt: row.next_attempt_at,
-        }),
-      );
+      return rows.map(toTaskRun);
     });
   }
 
@@ -559,7 +364,7 @@ class SqliteRunStore implements RunStore {
     patch: TaskRunPatch,
     condition: TaskRunCondition = {},
   ): Promise<boolean> {
-    const set = setClause(TASK_RUN_COLUMNS, patch);
+    const set = setClause(TASK_RUN_PATCH_FIELDS, patch);
     const where = ['run_id = ?', 'task = ?'];
     const values: (string | number | null)[] = [...set.values, runId, task];
     if (condition.states) {
@@ -595,13 +400,7 @@ class SqliteRunStore implements RunStore {
         `INSERT INTO attempts (run_id, task, attempt, state, delay_ms, started_at, finished_at, error, worker, pid)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       ).run(...values);
-      if (result.changes === 0) {
-        throw new WeftError(
-          'STORE_FAILED',
-          `attempt ${attempt.attempt} of task "${attempt.task}" in run ${attempt.runId} exists already`,
-          { retryable: false },
-        );
-      }
+      if (result.changes === 0) throw attemptExistsError(attempt.runId, attempt.task, attempt.attempt);
     });
   }
 
@@ -612,7 +411,7 @@ class SqliteRunStore implements RunStore {
     patch: AttemptPatch,
     condition: AttemptCondition = {},
   ): Promise<boolean> {
-    const set = setClause(ATTEMPT_COLUMNS, patch);
+    const set = setClause(ATTEMPT_PATCH_FIELDS, patch);
     const where = ['run_id = ?', 'task = ?', 'attempt = ?'];
     const values: (string | number | null)[] = [...set.values, runId, task, attempt];
     if (condition.states) {
@@ -632,20 +431,7 @@ class SqliteRunStore implements RunStore {
       const rows = (
         task === undefined ? this.#statement(sql).all(runId) : this.#statement(sql).all(runId, task)
       ) as AttemptRow[];
-      return rows.map(
-        (row): AttemptRecord => ({
-          runId: row.run_id,
-          task: row.task,
-          attempt: row.attempt,
-          state: row.state as AttemptState,
-          delayMs: row.delay_ms,
-          startedAt: row.started_at,
-          finishedAt: row.finished_at,
-          error: parseJsonColumn<ErrorInfo>(row.error),
-          worker: row.worker,
-          pid: row.pid,
-        }),
-      );
+      return rows.map(toAttempt);
     });
   }
 
@@ -673,17 +459,7 @@ class SqliteRunStore implements RunStore {
       const rows = this.#statement(
         `SELECT * FROM logs WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`,
       ).all(...values) as LogRow[];
-      return rows.map(
-        (row): LogRecord => ({
-          seq: row.seq,
-          runId: row.run_id,
-          task: row.task,
-          attempt: row.attempt,
-          ts: row.ts,
-          level: row.level as LogRecord['level'],
-          message: row.message,
-        }),
-      );
+      return rows.map((row) => toLog(row, row.message));
     });
   }
 
@@ -705,7 +481,7 @@ class SqliteRunStore implements RunStore {
   }
 
   updateHook(runId: string, key: string, patch: HookPatch): Promise<boolean> {
-    const set = setClause(HOOK_COLUMNS, patch);
+    const set = setClause(HOOK_PATCH_FIELDS, patch);
     const sql = `UPDATE hooks SET ${set.sql} WHERE run_id = ? AND key = ?`;
     const values = [...set.values, runId, key];
     return this.#write(() => this.#statement(sql).run(...values).changes > 0);
@@ -718,19 +494,7 @@ class SqliteRunStore implements RunStore {
         states ? `AND state IN (${placeholders(states.length)})` : ''
       } ORDER BY created_at, key`;
       const rows = this.#statement(sql).all(runId, ...(states ?? [])) as HookRow[];
-      return rows.map(
-        (row): HookRecord => ({
-          runId: row.run_id,
-          key: row.key,
-          event: row.event as HookRecord['event'],
-          task: row.task,
-          handler: row.handler,
-          state: row.state as HookState,
-          error: parseJsonColumn<ErrorInfo>(row.error),
-          createdAt: row.created_at,
-          finishedAt: row.finished_at,
-        }),
-      );
+      return rows.map(toHook);
     });
   }
 
@@ -778,23 +542,8 @@ class SqliteRunStore implements RunStore {
         `INSERT INTO run_requests (id, pipeline, params, state, requested_at)
          VALUES (?, ?, ?, 'pending', ?) ON CONFLICT (id) DO NOTHING`,
       ).run(request.id, request.pipeline, paramsText, request.requestedAt);
-      if (result.changes === 0) {
-        throw new WeftError('RUN_DUPLICATE', `a run request with id ${request.id} exists already`, {
-          retryable: false,
-        });
-      }
-      return toRunRequest({
-        id: request.id,
-        pipeline: request.pipeline,
-        params: paramsText,
-        state: 'pending',
-        requested_at: request.requestedAt,
-        claimed_by: null,
-        claimed_at: null,
-        run_id: null,
-        error: null,
-        completed_at: null,
-      });
+      if (result.changes === 0) throw runRequestExistsError(request.id);
+      return pendingRunRequest(request, parseParams(paramsText));
     });
   }
 
@@ -808,10 +557,7 @@ class SqliteRunStore implements RunStore {
          RETURNING *`,
       ).all(owner, now, Math.max(0, Math.floor(limit))) as RunRequestRow[];
       // RETURNING has no order of its own.
-      rows.sort((a, b) =>
-        a.requested_at < b.requested_at ? -1 : a.requested_at > b.requested_at ? 1 : a.id < b.id ? -1 : 1,
-      );
-      return rows.map(toRunRequest);
+      return rows.map(toRunRequest).sort(compareRunRequests);
     });
   }
 
@@ -821,8 +567,7 @@ class SqliteRunStore implements RunStore {
     error: ErrorInfo | null,
     completedAt: string,
   ): Promise<boolean> {
-    const state: RunRequestState = error === null && runId !== null ? 'done' : 'failed';
-    const values = [state, runId, asJson(error), completedAt, id];
+    const values = [completedRequestState(runId, error), runId, asJson(error), completedAt, id];
     return this.#write(
       () =>
         this.#statement(
