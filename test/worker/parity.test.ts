@@ -112,21 +112,24 @@ async function finished(s: RunStore, runId: string, timeoutMs = 15_000): Promise
   );
 }
 
+interface TaskOutcome {
+  state: string;
+  reason: string | null;
+  /** [state, error code] of each attempt. */
+  attempts: [string, string | null][];
+}
+
 /** What both modes must agree on: the run's end, and each task's state, reason and attempt ends. */
 async function outcome(s: RunStore, runId: string) {
   const run = (await s.getRun(runId))!;
-  const tasks = Object.fromEntries(
-    await Promise.all(
-      (await s.getTaskRuns(runId)).map(async (t) => [
-        t.task,
-        {
-          state: t.state,
-          reason: t.reason,
-          attempts: (await s.getAttempts(runId, t.task)).map((a) => [a.state, a.error?.code ?? null]),
-        },
-      ]),
-    ),
-  );
+  const tasks: Record<string, TaskOutcome> = {};
+  for (const t of await s.getTaskRuns(runId)) {
+    tasks[t.task] = {
+      state: t.state,
+      reason: t.reason,
+      attempts: (await s.getAttempts(runId, t.task)).map((a) => [a.state, a.error?.code ?? null]),
+    };
+  }
   return { state: run.state, error: run.error, tasks };
 }
 
