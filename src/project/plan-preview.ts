@@ -6,9 +6,12 @@ import { UsageError } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { quoteShellWord } from '../handlers/shell-quote.js';
 import {
+  parseCondition,
+  collectExpressions,
   evaluateCondition,
   parseTemplate,
   referencesOf,
+  type Expr,
   type ExpressionScope,
 } from '../pipeline/expressions.js';
 import { previewTemplate } from '../pipeline/preview.js';
@@ -33,6 +36,8 @@ export interface PlanPreview {
     catchup: string;
     next: { at: string; local: string; dst_note: string | null }[];
   };
+  /** Things the plan cannot do as written, e.g. an environment variable it reads is not set. */
+  warnings: string[];
   /** Present with --fail: what the run would do if those tasks failed for good. */
   simulation: null | {
     failing: string[];
@@ -166,6 +171,7 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
     };
   }
   return {
+    warnings: unsetEnvWarnings(plan, options.env),
     pipeline: plan.name,
     file: plan.file,
     description: plan.description,
@@ -214,4 +220,47 @@ function formatLocal(at: Date, timezone: string): string {
     minute: '2-digit',
     timeZoneName: 'short',
   }).format(at);
+}
+
+/**
+ * `${{ env.NAME }}` of a variable that is not set becomes null (or "" inside text): legal, but
+ * usually a mistake — a webhook hook without its URL fails only when it is needed most.
+ */
+function unsetEnvWarnings(plan: Plan, env: Readonly<Record<string, string | undefined>>): string[] {
+  const warnings: string[] = [];
+  const report = (where: string, exprs: readonly Expr[]) => {
+    const names = new Set<string>();
+    for (const expr of exprs)
+      for (const ref of referencesOf(expr)) if (ref.root === 'env' && ref.name) names.add(ref.name);
+    for (const name of names) {
+      if (env[name] === undefined)
+        warnings.push(`${where} reads env.${name}, which is not set here (it would get null)`);
+    }
+  };
+  const check = (where: string, value: JsonValue) => {
+    if (value !== null)
+      report(
+        where,
+        collectExpressions(value).map((site) => site.expr),
+      );
+  };
+  for (const name of plan.order) {
+    const task = plan.tasks[name]!;
+    check(`task "${name}"`, task.with);
+    if (typeof task.when === 'string') {
+      const { expr } = parseCondition(task.when);
+      if (expr) report(`task "${name}" (when)`, [expr]);
+    }
+    task.onFailure.forEach((hook, i) =>
+      check(`task "${name}" on_failure hook ${i + 1} (${hook.handler})`, hook.with),
+    );
+  }
+  for (const [label, hooks] of [
+    ['on_failure', plan.onFailure],
+    ['on_success', plan.onSuccess],
+    ['on_recovery', plan.onRecovery],
+  ] as const) {
+    hooks.forEach((hook, i) => check(`${label} hook ${i + 1} (${hook.handler})`, hook.with));
+  }
+  return warnings;
 }

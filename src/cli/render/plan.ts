@@ -18,6 +18,7 @@ export function renderPlanText(preview: PlanPreview, c: Colors): string {
         : ''),
   );
   if (Object.keys(preview.params).length > 0) out.push(`params: ${inline(preview.params)}`);
+  for (const warning of preview.warnings) out.push(c.yellow(`⚠ ${warning}`));
   for (const stage of preview.stages) {
     out.push(
       '',
@@ -59,7 +60,15 @@ export function renderPlanText(preview: PlanPreview, c: Colors): string {
       out.push(`  ${name}: ${paint(result.state)}${result.reason ? c.dim(` — ${result.reason}`) : ''}`);
     }
     for (const hook of sim.hooks) {
-      out.push(`  hook ${hook.handler} fires (${hook.event}${hook.task ? ` of ${hook.task}` : ''})`);
+      // A run-failure hook with after_consecutive_failures fires only on a streak, not on every failure.
+      const streak =
+        hook.event === 'run_failure'
+          ? preview.hooks.on_failure.find((h) => h.handler === hook.handler && h.after_consecutive_failures)
+          : undefined;
+      const when = streak ? ` — only on failure number ${streak.after_consecutive_failures} in a row` : '';
+      out.push(
+        `  hook ${hook.handler} fires (${hook.event}${hook.task ? ` of ${hook.task}` : ''})${c.dim(when)}`,
+      );
     }
     out.push(`  the run would end ${sim.run_state === 'failed' ? c.red('failed') : c.green('succeeded')}`);
   }
