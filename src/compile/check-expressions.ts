@@ -22,6 +22,49 @@ import { isUpstream } from './dag.js';
  */
 type Reader = { kind: 'task'; task: number; hook: boolean } | { kind: 'defaults' } | { kind: 'pipeline' };
 
+/**
+ * Names of members every JavaScript object inherits. Expressions read own data only, so a path
+ * through one of these can never succeed; it is almost always an attempt to reach a prototype.
+ */
+const PROTOTYPE_MEMBERS = new Set([
+  '__proto__',
+  'prototype',
+  'constructor',
+  'toString',
+  'toLocaleString',
+  'valueOf',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+]);
+
+/** Every path an expression reads, with its segments. */
+function pathsOf(expr: Expr): Extract<Expr, { kind: 'path' }>[] {
+  const found: Extract<Expr, { kind: 'path' }>[] = [];
+  const stack: Expr[] = [expr];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (node.kind === 'path') found.push(node);
+    else if (node.kind === 'not') stack.push(node.operand);
+    else if (node.kind === 'compare' || node.kind === 'logical') stack.push(node.right, node.left);
+  }
+  return found.sort((a, b) => a.offset - b.offset);
+}
+
+/** The string at `path` inside `value`, or undefined. */
+function stringAt(value: JsonValue | undefined, path: DocPath): string | undefined {
+  let current: unknown = value;
+  for (const segment of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = Object.hasOwn(current, segment) ? (current as Record<string, unknown>)[segment] : undefined;
+  }
+  return typeof current === 'string' ? current : undefined;
+}
+
 /** Checks every expression in `with`, `when` and hooks: syntax, and that each name exists and is readable. */
 export function checkExpressions(ctx: CompileContext, deps: Dependencies): void {
   const { spec, names, indexOf } = ctx;
@@ -89,7 +132,34 @@ export function checkExpressions(ctx: CompileContext, deps: Dependencies): void 
     }
   };
 
-  const checkExpr = (expr: Expr, path: DocPath, reader: Reader) => {
+  const checkPrototypeMembers = (expr: Expr, path: DocPath, text: string | undefined): boolean => {
+    let found = false;
+    for (const node of pathsOf(expr)) {
+      const member = node.segments.find(
+        (s): s is string => typeof s === 'string' && PROTOTYPE_MEMBERS.has(s),
+      );
+      if (member === undefined) continue;
+      found = true;
+      // Point at the member itself when it can be found in the text of the path.
+      const at = text?.slice(node.offset, node.end).indexOf(member) ?? -1;
+      pointIntoString(
+        ctx,
+        report(
+          ctx,
+          path,
+          'EXPRESSION_SYNTAX',
+          `invalid expression: \`${text?.slice(node.offset, node.end) ?? member}\` reads "${member}", a member every JavaScript object inherits; expressions read only the data itself`,
+          { hint: 'expressions cannot reach prototypes or methods: read a key the value really has' },
+        ),
+        path,
+        at >= 0 ? node.offset + at : node.offset,
+      );
+    }
+    return found;
+  };
+
+  const checkExpr = (expr: Expr, path: DocPath, reader: Reader, text: string | undefined) => {
+    if (checkPrototypeMembers(expr, path, text)) return;
     for (const ref of referencesOf(expr)) checkReference(ref, path, reader);
   };
 
@@ -105,7 +175,8 @@ export function checkExpressions(ctx: CompileContext, deps: Dependencies): void 
     if (value === undefined || value === null) return;
     const { expressions, errors } = scanTemplates(value);
     for (const error of errors) syntax([...base, ...error.path], error.offset, error.message);
-    for (const site of expressions) checkExpr(site.expr, [...base, ...site.path], reader);
+    for (const site of expressions)
+      checkExpr(site.expr, [...base, ...site.path], reader, stringAt(value, site.path));
   };
 
   const checkHooks = (hooks: HookSpec[] | undefined, base: DocPath, reader: Reader) => {
@@ -122,7 +193,7 @@ export function checkExpressions(ctx: CompileContext, deps: Dependencies): void 
       const path: DocPath = ['tasks', name, 'when'];
       const { expr, errors } = parseCondition(written.when);
       for (const error of errors) syntax(path, error.offset, error.message);
-      if (expr) checkExpr(expr, path, reader);
+      if (expr) checkExpr(expr, path, reader, written.when);
     }
     checkHooks(written.on_failure, ['tasks', name, 'on_failure'], { kind: 'task', task, hook: true });
   });

@@ -79,13 +79,14 @@ export function parsePipelineText(
     code: DiagnosticCode,
     message: string,
     severity: Diagnostic['severity'] = 'error',
+    path: DocPath = [],
   ) => {
     // An aliased node is built once per use: report its problems once.
     const once = `${code}@${offset}`;
     if (reported.has(once)) return;
     reported.add(once);
     const { line, col } = lineCounter.linePos(offset);
-    diagnostics.push({ code, severity, message, file, line, column: col, path: [] });
+    diagnostics.push({ code, severity, message, file, line, column: col, path: [...path] });
   };
   const done = (doc: Document.Parsed | null, value: unknown) => ({
     source: createSourceDocument(file, text, doc, lineCounter, value),
@@ -138,7 +139,7 @@ export function parsePipelineText(
   }
 
   try {
-    const value = buildValue(doc, (offset, code, message) => at(offset, code, message));
+    const value = buildValue(doc, (offset, code, message, path) => at(offset, code, message, 'error', path));
     if (diagnostics.some((d) => d.severity === 'error')) return done(doc, undefined);
     return done(doc, value);
   } catch (error) {
@@ -272,7 +273,7 @@ function offsetOf(node: unknown, fallback = 0): number {
  */
 function buildValue(
   doc: Document.Parsed,
-  report: (offset: number, code: DiagnosticCode, message: string) => void,
+  report: (offset: number, code: DiagnosticCode, message: string, path?: DocPath) => void,
 ): unknown {
   // Most pipelines have no alias at all: index anchors only when the first alias shows up.
   let targets: Map<YamlNode, YamlNode> | undefined;
@@ -284,7 +285,9 @@ function buildValue(
     if (tag !== undefined && !CORE_TAGS.has(tag)) report(offsetOf(node), 'YAML_TAG', tagMessage(tag));
   };
 
-  const build = (node: unknown, depth: number): unknown => {
+  // `path` is where the node sits in the value (through aliases: where it is used), so that a
+  // problem found in it can name the key it is under.
+  const build = (node: unknown, depth: number, path: DocPath = []): unknown => {
     if (depth > MAX_NESTING_DEPTH) {
       throw new BuildLimitError(
         'YAML_TOO_DEEP',
@@ -318,7 +321,7 @@ function buildValue(
         );
       expanding.add(target);
       try {
-        return build(target, depth);
+        return build(target, depth, path);
       } finally {
         expanding.delete(target);
       }
@@ -337,16 +340,17 @@ function buildValue(
             offsetOf(pair.key),
             'YAML_DUPLICATE_KEY',
             `the key "${key}" appears twice in the same mapping`,
+            [...path, key],
           );
           continue;
         }
-        result[key] = build(pair.value, depth + 1);
+        result[key] = build(pair.value, depth + 1, [...path, key]);
       }
       return result;
     }
     if (isSeq(node)) {
       checkTag(node);
-      return node.items.map((item) => build(item, depth + 1));
+      return node.items.map((item, index) => build(item, depth + 1, [...path, index]));
     }
     throw new BuildLimitError('YAML_SYNTAX', 'unexpected YAML node', offsetOf(node));
   };

@@ -1,5 +1,12 @@
 import { Cron } from 'croner';
 import { formatDuration } from '../core/duration.js';
+import {
+  createOffsetReader,
+  formatClock,
+  formatDay,
+  zoneAbbreviation,
+  type OffsetReader,
+} from './zone-time.js';
 
 /**
  * Cron as pure functions over croner: validation, the next fire times in a time zone, and a
@@ -48,7 +55,12 @@ export function knownTimeZones(): string[] {
 
 export interface CronFire {
   at: Date;
-  /** Set when the fire falls on a day whose UTC offset changes in the zone (a DST change day). */
+  /**
+   * Set when a daylight-saving change moves or merges this fire, or makes its wall-clock time
+   * ambiguous: it falls where the skipped hour was (or in the hour after the change), or in the
+   * repeated hour. Says what happens, e.g. "02:30 does not exist on 2027-03-28 in Europe/Berlin
+   * (clocks go forward 1h); fires at 03:30 CEST". Fires elsewhere on a change day get null.
+   */
   dstNote: string | null;
 }
 
@@ -56,54 +68,88 @@ export interface CronFire {
 export function nextFires(expr: string, after: Date, timezone: string, count: number): CronFire[] {
   if (count <= 0) return [];
   const job = new Cron(expr, { paused: true, timezone });
-  const offsets = createOffsetReader(timezone);
-  return job.nextRuns(count, after).map((at) => ({ at, dstNote: dstNoteFor(at, timezone, offsets) }));
+  const zone: ZoneReader = {
+    timezone,
+    offsetAt: createOffsetReader(timezone),
+    // The expression read on bare wall-clock fields: UTC has no changes, so it matches a wall time
+    // exactly when the expression names it.
+    namesWallTime: lazyMatcher(() => new Cron(expr, { paused: true, timezone: 'UTC' })),
+    firesAt: lazyMatcher(() => job),
+  };
+  return job.nextRuns(count, after).map((at) => ({ at, dstNote: dstNoteFor(at.getTime(), zone) }));
 }
 
-/** Minutes east of UTC of `timezone` at an instant. */
-type OffsetReader = (instant: number) => number;
+interface ZoneReader {
+  timezone: string;
+  offsetAt: OffsetReader;
+  /** Whether the expression names this wall time (see wallTimeOf). */
+  namesWallTime: (wall: number) => boolean;
+  /** Whether the job fires at this instant. */
+  firesAt: (instant: number) => boolean;
+}
 
-function createOffsetReader(timezone: string): OffsetReader {
-  const format = new Intl.DateTimeFormat('en-US', {
-    timeZone: timezone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  });
-  return (instant) => {
-    const fields: Record<string, number> = {};
-    for (const part of format.formatToParts(new Date(instant))) {
-      if (part.type !== 'literal') fields[part.type] = Number(part.value);
-    }
-    const local = Date.UTC(
-      fields.year!,
-      fields.month! - 1,
-      fields.day,
-      fields.hour,
-      fields.minute,
-      fields.second,
-    );
-    return Math.round((local - Math.floor(instant / 1000) * 1000) / 60_000);
+function lazyMatcher(create: () => Cron): (time: number) => boolean {
+  let job: Cron | undefined;
+  return (time) => {
+    job ??= create();
+    return job.nextRun(new Date(time - 1000))?.getTime() === time;
   };
 }
 
-function dstNoteFor(at: Date, timezone: string, offsetAt: OffsetReader): string | null {
-  const offset = offsetAt(at.getTime());
-  // The local calendar day of the fire, as UTC instants of its start and end.
-  const local = new Date(at.getTime() + offset * 60_000);
-  const dayStartLocal = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate());
-  const start = dayStartLocal - offsetAt(dayStartLocal - offset * 60_000) * 60_000;
-  const end = start + 86_400_000;
-  const change = offsetAt(end - 1) - offsetAt(start);
-  if (change === 0) return null;
-  const amount = formatDuration(Math.abs(change) * 60_000);
-  return change > 0
-    ? `clocks go forward ${amount} on this day in ${timezone}`
-    : `clocks go back ${amount} on this day in ${timezone}`;
+/** Far enough either side of a fire to see any daylight-saving change that can affect it. */
+const CHANGE_WINDOW_MS = 26 * 3_600_000;
+
+/** The first instant (to the second) at which the offset differs from the one at `from`. */
+function findChange(from: number, to: number, offsetAt: OffsetReader): number {
+  const before = offsetAt(from);
+  let lo = Math.floor(from / 1000) * 1000;
+  let hi = Math.ceil(to / 1000) * 1000;
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+    if (offsetAt(mid) === before) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+function dstNoteFor(at: number, zone: ZoneReader): string | null {
+  const { timezone, offsetAt } = zone;
+  const before = offsetAt(at - CHANGE_WINDOW_MS);
+  const after = offsetAt(at + CHANGE_WINDOW_MS);
+  if (before === after) return null;
+  const change = findChange(at - CHANGE_WINDOW_MS, at + CHANGE_WINDOW_MS, offsetAt);
+  const gap = Math.abs(after - before) * 60_000;
+  const amount = formatDuration(gap);
+  const wall = at + offsetAt(at) * 60_000;
+  const clock = formatClock(wall);
+  const here = `${clock} ${zoneAbbreviation(at, timezone)}`;
+
+  if (after > before) {
+    // Spring forward: wall times [change+before, +gap) do not exist; croner reads them with the
+    // offset before the change, which lands them in the first `gap` after it.
+    if (at < change || at >= change + gap) return null;
+    const skipped = wall - gap;
+    const forward = `clocks go forward ${amount}`;
+    if (zone.namesWallTime(skipped)) {
+      const missing = `${formatClock(skipped)} does not exist on ${formatDay(skipped)} in ${timezone} (${forward})`;
+      return zone.namesWallTime(wall)
+        ? `${missing}; it would move to ${here}, which is already a fire time, so ${here} fires once for both`
+        : `${missing}; fires at ${here}`;
+    }
+    const from = `${formatClock(change + before * 60_000)} ${zoneAbbreviation(change - 1000, timezone)}`;
+    const to = `${formatClock(change + after * 60_000)} ${zoneAbbreviation(change, timezone)}`;
+    return `${here} on ${formatDay(wall)} in ${timezone} is in the ${amount} after the ${forward} (${from} → ${to}); fires as usual`;
+  }
+
+  // Fall back: wall times [change+after, change+before) happen twice, `gap` apart.
+  if (at < change - gap || at >= change + gap) return null;
+  const first = at < change;
+  const other = first ? at + gap : at - gap;
+  const otherText = `${clock} ${zoneAbbreviation(other, timezone)}`;
+  const twice = `${clock} happens twice on ${formatDay(wall)} in ${timezone} (clocks go back ${amount})`;
+  if (zone.firesAt(other))
+    return `${twice}; fires at both, ${first ? here : otherText} and ${first ? otherText : here}`;
+  return `${twice}; fires once, at the ${first ? 'first' : 'second'} (${here}), not at ${otherText}`;
 }
 
 const DAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];

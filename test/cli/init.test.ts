@@ -39,8 +39,22 @@ const EXPECTED_FILES = [
   'package.json',
   'pipelines/example.test.yaml',
   'pipelines/example.yaml',
+  'schema/weft.schema.json',
   'weft.config.ts',
 ];
+
+/** The `with` schema the generated schema gives tasks whose handler is `name`, or undefined. */
+function withSchemaFor(schemaFile: string, name: string): unknown {
+  const schema = JSON.parse(readFileSync(schemaFile, 'utf8')) as {
+    $defs: { task: { allOf?: { if: unknown; then: { properties: { with: unknown } } }[] } };
+  };
+  const rule = schema.$defs.task.allOf?.find(
+    (r) =>
+      JSON.stringify(r.if) ===
+      JSON.stringify({ properties: { handler: { const: name } }, required: ['handler'] }),
+  );
+  return rule?.then.properties.with;
+}
 
 describe('weft init', () => {
   it('scaffolds a project that validates, tests and runs as it is (weft linked into node_modules)', async () => {
@@ -63,6 +77,18 @@ describe('weft init', () => {
     };
     const [schemaPath] = Object.keys(settings['yaml.schemas']);
     expect(existsSync(resolve(dir, schemaPath!))).toBe(true);
+    // Both point at the project's own schema, which knows the scaffold's handler and the built-ins.
+    expect(resolve(dir, 'pipelines', modeline![1]!)).toBe(join(dir, 'schema/weft.schema.json'));
+    expect(resolve(dir, schemaPath!)).toBe(join(dir, 'schema/weft.schema.json'));
+    expect(withSchemaFor(join(dir, 'schema/weft.schema.json'), 'example.greet')).toMatchObject({
+      required: ['name'],
+      properties: { excited: { type: 'boolean' } },
+    });
+    expect(withSchemaFor(join(dir, 'schema/weft.schema.json'), 'shell')).toBeDefined();
+    expect(init.stderr).toBe('');
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain(
+      'npx weft schema --write schema/weft.schema.json',
+    );
     const workflow = parse(readFileSync(join(dir, '.github/workflows/weft.yml'), 'utf8')) as {
       jobs: { pipelines: { steps: { run?: string }[] } };
     };
@@ -105,11 +131,17 @@ describe('weft init', () => {
     expect(readFileSync(join(dir, 'weft.config.ts'), 'utf8')).toBe('export default {};\n');
     expect(existsSync(join(dir, 'README.md'))).toBe(false);
 
+    const again = await runCli(['init'], emptyDir({ 'schema/weft.schema.json': '{}\n' }));
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('refusing to overwrite schema/weft.schema.json');
+
     const forced = await runCli(['init', '--force'], dir);
     expect(forced.code).toBe(0);
     expect(readFileSync(join(dir, 'weft.config.ts'), 'utf8')).toContain('defineHandler');
     expect(readFileSync(join(dir, 'package.json'), 'utf8')).toBe('{"name":"keep-me"}\n');
     expect(forced.stdout).toContain('kept        package.json (exists)');
+    expect(forced.stdout).toContain('created   schema/weft.schema.json');
+    expect(withSchemaFor(join(dir, 'schema/weft.schema.json'), 'example.greet')).toBeDefined();
   });
 
   it('refuses a target that is a file', async () => {

@@ -117,6 +117,20 @@ describe('parsePipelineText', () => {
     ]);
   });
 
+  it('gives a duplicate key the path of the key, through sequences and aliases too', () => {
+    const paths = (text: string) =>
+      parsePipelineText('p.yaml', text)
+        .diagnostics.filter((d) => d.code === 'YAML_DUPLICATE_KEY')
+        .map((d) => [d.path, `${d.line}:${d.column}`]);
+    expect(paths('name: p\ntasks:\n  a: {}\n  b: {}\n  a: {}\n')).toEqual([[['tasks', 'a'], '5:3']]);
+    expect(paths('a: 1\na: 2\n')).toEqual([[['a'], '2:1']]);
+    expect(paths('tasks:\n  x:\n    on_failure:\n      - with: { m: 1, m: 2 }\n')).toEqual([
+      [['tasks', 'x', 'on_failure', 0, 'with', 'm'], '4:23'],
+    ]);
+    // A duplicate inside an anchored block is reported once, at the anchor's own place.
+    expect(paths('base: &b { k: 1, k: 2 }\nuse: *b\n')).toEqual([[['base', 'k'], '1:18']]);
+  });
+
   it('keeps the value when yaml only warns, and reports the warning', () => {
     const { source, diagnostics } = parsePipelineText('p.yaml', '%FOO bar\n---\na: 1\n');
     expect(diagnostics.map((d) => `${d.code} ${d.severity} ${d.line}:${d.column}`)).toEqual([

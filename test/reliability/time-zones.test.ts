@@ -220,7 +220,7 @@ describe('cron fire times across daylight-saving changes', () => {
     ]);
     // The plan warns on such days.
     expect(nextFires('30 2 * * *', new Date('2025-03-29T12:00:00Z'), 'Europe/Berlin', 1)[0]!.dstNote).toBe(
-      'clocks go forward 1h on this day in Europe/Berlin',
+      '02:30 does not exist on 2025-03-30 in Europe/Berlin (clocks go forward 1h); fires at 03:30 CEST',
     );
   });
 

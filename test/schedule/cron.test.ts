@@ -72,35 +72,33 @@ describe('nextFires', () => {
   });
 
   it.each([
-    ['Europe/Berlin', '2025-03-29T23:00:00Z', 'clocks go forward 1h on this day in Europe/Berlin'],
-    ['Europe/Berlin', '2025-10-25T22:00:00Z', 'clocks go back 1h on this day in Europe/Berlin'],
-    ['America/New_York', '2025-03-09T05:00:00Z', 'clocks go forward 1h on this day in America/New_York'],
-    ['America/New_York', '2025-11-02T04:00:00Z', 'clocks go back 1h on this day in America/New_York'],
-  ])('a 5-minute schedule across a change in %s from %s: strictly increasing, flagged', (tz, from, note) => {
+    ['Europe/Berlin', '2025-03-29T23:00:00Z'],
+    ['Europe/Berlin', '2025-10-25T22:00:00Z'],
+    ['America/New_York', '2025-03-09T05:00:00Z'],
+    ['America/New_York', '2025-11-02T04:00:00Z'],
+  ])('a 5-minute schedule across a change in %s from %s: strictly increasing', (tz, from) => {
     const fires = nextFires('*/5 * * * *', new Date(from), tz, 12 * 6);
     const times = fires.map((f) => f.at.getTime());
     for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1]!);
     expect(new Set(times).size).toBe(times.length);
-    expect(fires.every((f) => f.dstNote === note)).toBe(true);
+    // Only the fires the change touches carry a note (12 an hour), never the whole day.
+    const noted = fires.filter((f) => f.dstNote !== null).length;
+    expect(noted).toBe(12);
   });
 
-  it('does not flag an ordinary day', () => {
+  it('does not flag an ordinary day, nor a noon fire on a change day', () => {
     const fires = nextFires('0 12 * * *', new Date('2025-03-27T00:00:00Z'), 'Europe/Berlin', 5);
-    // Fires on 27, 28, 29, 30 and 31 March; the clocks change on the 30th.
-    expect(fires.map((f) => f.dstNote)).toEqual([
-      null,
-      null,
-      null,
-      'clocks go forward 1h on this day in Europe/Berlin',
-      null,
-    ]);
+    // Fires on 27, 28, 29, 30 and 31 March; the clocks change on the 30th at 02:00.
+    expect(fires.map((f) => f.dstNote)).toEqual([null, null, null, null, null]);
   });
 
   it('moves a fire in the skipped hour to after the jump', () => {
     const [fire] = nextFires('30 2 * * *', new Date('2025-03-09T00:00:00Z'), 'America/New_York', 1);
     // 02:30 does not exist that day; croner fires at 03:30 EDT.
     expect(fire!.at.toISOString()).toBe('2025-03-09T07:30:00.000Z');
-    expect(fire!.dstNote).toBe('clocks go forward 1h on this day in America/New_York');
+    expect(fire!.dstNote).toBe(
+      '02:30 does not exist on 2025-03-09 in America/New_York (clocks go forward 1h); fires at 03:30 EDT',
+    );
   });
 
   it('returns nothing for a count of 0', () => {
@@ -128,5 +126,92 @@ describe('describeCron', () => {
     ['0 0 0 * * *', '0 0 0 * * *'],
   ])('%s -> %s', (expr, words) => {
     expect(describeCron(expr)).toBe(words);
+  });
+});
+
+describe('nextFires: daylight-saving notes', () => {
+  const fires = (expr: string, from: string, tz: string, count: number) =>
+    nextFires(expr, new Date(from), tz, count).map((f) => [f.at.toISOString(), f.dstNote]);
+
+  it('notes only the affected fire of an hourly 00-04 job on a spring-forward day; 02:00 merges into 03:00', () => {
+    // Europe/Berlin, 2027-03-28: 02:00 CET jumps to 03:00 CEST. croner reads 02:00 with the offset
+    // before the change (03:00 CEST), which is already a fire time: four fires, not five.
+    expect(fires('0 0-4 28 3 *', '2027-03-27T00:00:00Z', 'Europe/Berlin', 4)).toEqual([
+      ['2027-03-27T23:00:00.000Z', null],
+      ['2027-03-28T00:00:00.000Z', null],
+      [
+        '2027-03-28T01:00:00.000Z',
+        '02:00 does not exist on 2027-03-28 in Europe/Berlin (clocks go forward 1h); it would move to 03:00 CEST, which is already a fire time, so 03:00 CEST fires once for both',
+      ],
+      ['2027-03-28T02:00:00.000Z', null],
+    ]);
+  });
+
+  it('says where a lone time in the skipped hour fires', () => {
+    expect(fires('30 2 28 3 *', '2027-03-27T00:00:00Z', 'Europe/Berlin', 1)).toEqual([
+      [
+        '2027-03-28T01:30:00.000Z',
+        '02:30 does not exist on 2027-03-28 in Europe/Berlin (clocks go forward 1h); fires at 03:30 CEST',
+      ],
+    ]);
+  });
+
+  it('notes a fire in the hour after the jump that was not moved', () => {
+    expect(fires('45 3 28 3 *', '2027-03-27T00:00:00Z', 'Europe/Berlin', 1)).toEqual([
+      [
+        '2027-03-28T01:45:00.000Z',
+        '03:45 CEST on 2027-03-28 in Europe/Berlin is in the 1h after the clocks go forward 1h (02:00 CET → 03:00 CEST); fires as usual',
+      ],
+    ]);
+  });
+
+  it('says which occurrence of a repeated time fires: the second east of UTC, the first west of it', () => {
+    expect(fires('0 0-4 31 10 *', '2027-10-30T00:00:00Z', 'Europe/Berlin', 5)).toEqual([
+      ['2027-10-30T22:00:00.000Z', null],
+      ['2027-10-30T23:00:00.000Z', null],
+      [
+        '2027-10-31T01:00:00.000Z',
+        '02:00 happens twice on 2027-10-31 in Europe/Berlin (clocks go back 1h); fires once, at the second (02:00 CET), not at 02:00 CEST',
+      ],
+      ['2027-10-31T02:00:00.000Z', null],
+      ['2027-10-31T03:00:00.000Z', null],
+    ]);
+    expect(fires('30 1 7 11 *', '2027-11-06T00:00:00Z', 'America/New_York', 1)).toEqual([
+      [
+        '2027-11-07T05:30:00.000Z',
+        '01:30 happens twice on 2027-11-07 in America/New_York (clocks go back 1h); fires once, at the first (01:30 EDT), not at 01:30 EST',
+      ],
+    ]);
+  });
+
+  it('uses a GMT offset where the zone has no abbreviation (Santiago, midnight change)', () => {
+    expect(fires('0 0 7 9 *', '2025-09-06T00:00:00Z', 'America/Santiago', 1)).toEqual([
+      [
+        '2025-09-07T04:00:00.000Z',
+        '00:00 does not exist on 2025-09-07 in America/Santiago (clocks go forward 1h); fires at 01:00 GMT-3',
+      ],
+    ]);
+  });
+
+  it('agrees with croner on every spring day: a noted skipped time fires exactly where the note says', () => {
+    for (const [tz, from] of [
+      ['Europe/Berlin', '2027-03-27T20:00:00Z'],
+      ['America/New_York', '2027-03-14T03:00:00Z'],
+      ['Australia/Sydney', '2027-10-02T13:00:00Z'],
+    ] as const) {
+      for (const f of nextFires('*/20 * * * *', new Date(from), tz, 24)) {
+        const match = /^(\d\d:\d\d) does not exist .*(?:fires at|would move to) (\d\d:\d\d) /.exec(
+          f.dstNote ?? '',
+        );
+        if (!match) continue;
+        const local = new Intl.DateTimeFormat('en-GB', {
+          timeZone: tz,
+          hour: '2-digit',
+          minute: '2-digit',
+          hourCycle: 'h23',
+        }).format(f.at);
+        expect(local).toBe(match[2]);
+      }
+    }
   });
 });

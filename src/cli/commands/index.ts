@@ -159,10 +159,14 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
   );
 
   withStoreOption(
-    program.command('cancel').description('cancel a run (its process stops its tasks)').argument('<run-id>'),
+    program
+      .command('cancel')
+      .description('cancel a run (its process stops its tasks)')
+      .argument('<run-id>')
+      .addOption(formatOption(['text', 'json'], 'text')),
   ).action(
-    action(async (runId: string, options: CommonOptions) =>
-      (await import('./cancel.js')).cancelCommand(deps.context(options), runId),
+    action(async (runId: string, options: { format: 'text' | 'json' } & CommonOptions) =>
+      (await import('./cancel.js')).cancelCommand(deps.context(options), runId, options),
     ),
   );
 

@@ -1,7 +1,9 @@
+import { basename } from 'node:path';
 import { UsageError } from '../../errors.js';
 import { findPipelineFiles } from '../../project/discover.js';
 import { loadPipeline } from '../../project/load-pipeline.js';
 import { describeCron, nextFires } from '../../schedule/cron.js';
+import { formatInZone, isoInZone } from '../../schedule/zone-time.js';
 import type { RunState } from '../../core/states.js';
 import type { RunStore } from '../../store/run-store.js';
 import type { CliContext } from '../context.js';
@@ -24,7 +26,10 @@ export interface PipelineListing {
     timezone: string;
     overlap: string;
     catchup: string;
+    /** UTC, ISO 8601. */
     next_fires: string[];
+    /** The same instants in the schedule's time zone, ISO 8601 with its offset. */
+    next_fires_local: string[];
   } | null;
   last_run: { id: string; state: RunState; trigger: string; at: string } | null;
 }
@@ -49,6 +54,9 @@ export async function listCommand(
     const plan = loaded.plan;
     const first = loaded.diagnostics.find((d) => d.severity === 'error');
     const name = plan?.name ?? loaded.spec?.name ?? null;
+    const fires = plan?.schedule
+      ? nextFires(plan.schedule.cron, now, plan.schedule.timezone, NEXT_COUNT).map((f) => f.at)
+      : [];
     listings.push({
       file,
       pipeline: name,
@@ -64,9 +72,8 @@ export async function listCommand(
             timezone: plan.schedule.timezone,
             overlap: plan.schedule.overlap,
             catchup: plan.schedule.catchup,
-            next_fires: nextFires(plan.schedule.cron, now, plan.schedule.timezone, NEXT_COUNT).map((f) =>
-              f.at.toISOString(),
-            ),
+            next_fires: fires.map((at) => at.toISOString()),
+            next_fires_local: fires.map((at) => isoInZone(at.getTime(), plan.schedule!.timezone)),
           }
         : null,
       last_run: name ? await lastRunOf(store, name) : null,
@@ -80,14 +87,15 @@ export async function listCommand(
   const rows = [
     ['PIPELINE', 'SCHEDULE', 'TIME ZONE', 'NEXT', 'LAST RUN', 'FILE'].map((h) => c.bold(h)),
     ...listings.map((l) => [
-      l.pipeline ?? c.dim('?'),
+      // A file too broken to name its pipeline is known by its file name.
+      l.pipeline ?? c.dim(basename(l.file)),
       l.valid
         ? l.schedule
           ? `${l.schedule.description} (${l.schedule.cron})`
           : c.dim('manual only')
         : c.red('invalid'),
       l.schedule?.timezone ?? '',
-      l.schedule ? l.schedule.next_fires.join(', ') : '',
+      l.schedule ? l.schedule.next_fires.map((at) => nextText(at, l.schedule!.timezone)).join(', ') : '',
       l.last_run ? `${paintState(l.last_run.state, c)} ${l.last_run.at}` : c.dim('never'),
       l.file,
     ]),
@@ -95,6 +103,15 @@ export async function listCommand(
   ctx.io.stdout(renderTable(rows) + '\n');
   for (const l of listings) if (l.error) ctx.io.stdout(`${c.red('invalid:')} ${l.error}\n`);
   return 0;
+}
+
+/** "2027-03-28 03:30 CEST (01:30Z)": the wall clock of the schedule's zone, then UTC. */
+function nextText(iso: string, timezone: string): string {
+  const at = Date.parse(iso);
+  const utc = `${iso.slice(0, 10)} ${iso.slice(11, 16)}Z`;
+  if (timezone === 'UTC' || timezone === 'Etc/UTC') return utc;
+  const local = formatInZone(at, timezone);
+  return local.slice(0, 10) === utc.slice(0, 10) ? `${local} (${iso.slice(11, 16)}Z)` : `${local} (${utc})`;
 }
 
 async function lastRunOf(store: RunStore, pipeline: string): Promise<PipelineListing['last_run']> {
