@@ -13,7 +13,7 @@ import type { HookRecord } from '../store/run-store.js';
  * ends. The PostgreSQL queue adapter applies what these return inside the transaction that
  * records the results, so no run is ever left stuck between tasks whichever process dies when.
  *
- * They follow the local interpreter (src/engine/ (run-pass.ts and the task-*/attempt-* modules it uses, execute-run.ts)) rule for rule:
+ * They follow the local interpreter (src/engine/: run-pass.ts with the task and attempt modules it uses, and execute-run.ts) rule for rule:
  * trigger rules through the same `decideTrigger`, retries through the same `hasRetryLeft` and
  * `retryDelayMs` (counted within a run attempt), the same run result and the same hook keys.
  *
