@@ -125,6 +125,9 @@ function isDead(
   now: number,
 ): boolean {
   if (run.owner === null) return true;
+  // Runs executed by workers belong to the task queue: its reaper recovers their lost tasks
+  // through leases. Calling such a run interrupted would send `weft resume` around the queue.
+  if (isQueueOwner(run.owner)) return false;
   if (!isOwnerAlive(run.owner)) return true;
   if (isLocalOwner(run.owner)) return false;
   const beat = run.heartbeatAt ?? run.startedAt ?? (run.state === 'queued' ? run.createdAt : null);
@@ -148,4 +151,12 @@ export function stopOrphanGroup(attempt: Pick<AttemptRecord, 'pid' | 'worker'>):
   } catch {
     return false; // already gone
   }
+}
+
+/**
+ * The owner the PostgreSQL task queue gives the runs it executes ("weft-queue:N", see
+ * src/worker/queue-port.ts). Matched by prefix so the engine need not import the worker.
+ */
+export function isQueueOwner(owner: string | null): boolean {
+  return owner !== null && owner.startsWith('weft-queue:');
 }

@@ -2,7 +2,7 @@ import type { Plan } from '../compile/plan.js';
 import { assertRunTransition, assertTaskTransition, type TaskState } from '../core/states.js';
 import { UsageError, WeftError } from '../errors.js';
 import type { RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
-import { lostAttemptError, stopOrphanGroup } from './interrupted.js';
+import { isQueueOwner, lostAttemptError, stopOrphanGroup } from './interrupted.js';
 import { toIso } from './time.js';
 
 /**
@@ -150,6 +150,12 @@ export async function prepareResume(
         retryable: false,
       },
     );
+  }
+  if (run.state === 'interrupted' && isQueueOwner(run.owner)) {
+    throw new WeftError('RUN_STATE', `run ${runId} is executed by workers; the task queue recovers it`, {
+      hint: 'start a `weft worker` on its store: lost tasks run again once their leases expire',
+      retryable: false,
+    });
   }
   assertRunTransition(runId, run.state, 'queued');
   let taskRuns = await store.getTaskRuns(runId);

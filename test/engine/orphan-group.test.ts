@@ -47,3 +47,27 @@ describe('stopOrphanGroup', () => {
     }
   });
 });
+
+describe('runs executed by workers', () => {
+  it('are never marked interrupted by the local heuristics, whatever their heartbeat', async () => {
+    const { createMemoryStore } = await import('../../src/store/memory/memory-store.js');
+    const { markInterruptedRuns } = await import('../../src/engine/interrupted.js');
+    const { plan, ok } = await import('../support/plan-builder.js');
+    const store = createMemoryStore();
+    const old = new Date(0).toISOString();
+    await store.createRun({
+      id: 'r_q',
+      pipeline: 'p',
+      plan: plan({ tasks: [ok('a')] }),
+      params: {},
+      trigger: 'manual',
+      scheduledFor: null,
+      state: 'running',
+      owner: 'weft-queue:1',
+      createdAt: old,
+    });
+    await store.updateRun('r_q', { heartbeatAt: old, startedAt: old });
+    expect(await markInterruptedRuns(store, { now: Date.now(), isOwnerAlive: () => false })).toEqual([]);
+    expect((await store.getRun('r_q'))!.state).toBe('running');
+  });
+});

@@ -110,7 +110,12 @@ export async function checkCommand(
       ['', 'STATUS', 'VERSION', 'LOCATION', 'NEEDED BY'].map((h) => c.bold(h)),
       ...results.map((r) => [
         label[r.target],
-        r.reachable ? c.green('ok') : r.neededBy.length > 0 ? c.red('unreachable') : c.yellow('unreachable'),
+        r.reachable
+          ? c.green('ok')
+          : (r.neededBy.length > 0 ? c.red : c.yellow)(
+              // Reached, but its schema is missing or old: a migration fixes it, not the network.
+              /schema/.test(r.error ?? '') ? 'needs migrating' : 'unreachable',
+            ),
         r.version ?? '-',
         r.target === 'store' ? `${r.kind} ${r.location}` : r.location,
         r.neededBy.length > 0 ? r.neededBy.join(', ') : c.dim('no pipeline'),

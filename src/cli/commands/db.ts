@@ -46,11 +46,42 @@ const organismStep: MigrationStep = {
 
 export const migrationSteps: readonly MigrationStep[] = [organismStep];
 
+/**
+ * The PostgreSQL run store (runs, fires, requests, the task queue). It also migrates itself when a
+ * command opens it; this step lets a deployment do it once, up front, with a privileged role.
+ */
+async function migrateRunStore(url: string): Promise<MigrationStepResult> {
+  const [{ createStorePool }, { migratePostgres }, { POSTGRES_MIGRATIONS }] = await Promise.all([
+    import('../../store/postgres/pool.js'),
+    import('../../store/postgres/migrate.js'),
+    import('../../store/postgres/migrations/index.js'),
+  ]);
+  const pool = createStorePool(url);
+  try {
+    const result = await migratePostgres(pool, { location: redactUrl(url) });
+    return {
+      step: 'run store',
+      applied: result.applied.map((version) => ({
+        version,
+        name: POSTGRES_MIGRATIONS.find((m) => m.version === version)?.name ?? '?',
+      })),
+      notes: [`run store schema version ${result.to}`],
+    };
+  } finally {
+    await pool.end();
+  }
+}
+
 /** `weft db migrate`: applies the pending PostgreSQL migrations. Exit 1 when the server cannot be reached. */
 export async function dbMigrateCommand(ctx: CliContext, options: DbMigrateOptions): Promise<number> {
   const url = options.databaseUrl ?? ctx.io.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
   const results: MigrationStepResult[] = [];
-  for (const step of migrationSteps) {
+  const storeSpec = ctx.options.store ?? ctx.io.env.WEFT_STORE ?? (await ctx.config()).config.store;
+  const steps: MigrationStep[] = [...migrationSteps];
+  if (storeSpec && /^postgres(ql)?:\/\//.test(storeSpec)) {
+    steps.push({ name: 'run store', run: () => migrateRunStore(storeSpec) });
+  }
+  for (const step of steps) {
     try {
       results.push(await step.run(url));
     } catch (error) {

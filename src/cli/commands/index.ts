@@ -310,18 +310,22 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
   );
 
   const db = program.command('db').description('the PostgreSQL schemas weft uses');
-  db.command('migrate')
-    .description('apply pending PostgreSQL migrations (the organism schema)')
-    .option(
-      '--database-url <url>',
-      'the database (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)',
-    )
-    .addOption(formatOption(['text', 'json'], 'text'))
-    .action(
-      action(async (options: DbMigrateOptions) =>
-        (await import('./db.js')).dbMigrateCommand(deps.context({}), options),
-      ),
-    );
+  withStoreOption(
+    db
+      .command('migrate')
+      .description(
+        'apply pending PostgreSQL migrations: the organism schema, and the run store when --store is postgres://',
+      )
+      .option(
+        '--database-url <url>',
+        'the database (default: $DATABASE_URL, then postgres://postgres@127.0.0.1:5432/postgres)',
+      )
+      .addOption(formatOption(['text', 'json'], 'text')),
+  ).action(
+    action(async (options: DbMigrateOptions & CommonOptions) =>
+      (await import('./db.js')).dbMigrateCommand(deps.context(options), options),
+    ),
+  );
 
   const organism = program
     .command('organism')

@@ -112,7 +112,10 @@ export async function checkPostgresSchema(pool: pg.Pool, location: string): Prom
         current === 0
           ? `${location} has no weft schema`
           : `the PostgreSQL store ${location} has schema version ${current} and needs upgrading to ${LATEST_POSTGRES_SCHEMA_VERSION}`,
-        { retryable: false, hint: 'run `weft db migrate` against it' },
+        {
+          retryable: false,
+          hint: 'run `weft db migrate --store URL`, or any weft command that writes to it (they migrate on open)',
+        },
       );
     }
     return current;
