@@ -91,7 +91,14 @@ export async function serveCommand(
   }
   const store = await ctx.store();
   // On PostgreSQL, runs go to the task queue for `weft worker` processes instead of running here.
-  const distributed = store.kind === 'postgres' ? await startQueueDuties(ctx) : null;
+  // The server's own lines follow --log-format like the scheduler's, so a JSON log stays parseable.
+  const say = (event: string, message: string, isError = false) => {
+    const at = new Date().toISOString();
+    const line =
+      options.logFormat === 'json' ? JSON.stringify({ ts: at, event, message }) : `${at} ${message}`;
+    (isError ? ctx.io.stderr : ctx.io.stdout)(`${line}\n`);
+  };
+  const distributed = store.kind === 'postgres' ? await startQueueDuties(ctx, say) : null;
   const scheduler = createScheduler({
     store,
     registry,
@@ -102,13 +109,6 @@ export async function serveCommand(
     recoverUncreatedRuns: true,
     ...(distributed ? { queue: distributed.queue } : {}),
   });
-  // The server's own lines follow --log-format like the scheduler's, so a JSON log stays parseable.
-  const say = (event: string, message: string, isError = false) => {
-    const at = new Date().toISOString();
-    const line =
-      options.logFormat === 'json' ? JSON.stringify({ ts: at, event, message }) : `${at} ${message}`;
-    (isError ? ctx.io.stderr : ctx.io.stdout)(`${line}\n`);
-  };
   const server = options.http
     ? createHttpServer({
         store,
@@ -151,7 +151,10 @@ const REAP_EVERY_MS = 1_000;
  * the queue's housekeeping like any worker (leases of dead workers, cancel requests, run retries),
  * and says in its log when tasks wait with no live worker to take them.
  */
-async function startQueueDuties(ctx: CliContext): Promise<{ queue: TaskQueue; stop: () => Promise<void> }> {
+async function startQueueDuties(
+  ctx: CliContext,
+  say: (event: string, message: string, isError?: boolean) => void,
+): Promise<{ queue: TaskQueue; stop: () => Promise<void> }> {
   const { config } = await ctx.config();
   const spec = ctx.options.store ?? ctx.io.env.WEFT_STORE ?? config.store;
   const target = resolveStoreSpec(spec || undefined, { cwd: ctx.cwd });
@@ -162,12 +165,14 @@ async function startQueueDuties(ctx: CliContext): Promise<{ queue: TaskQueue; st
   const check = async (first: boolean) => {
     const { queues, problems } = await queueHealth(queue);
     if (first && !queues.some((q) => q.workers > 0)) {
-      ctx.io.stderr(
-        'weft serve: no weft worker is running on this store; runs will wait in the queue until one starts\n',
+      say(
+        'queue:no_worker',
+        'no weft worker is running on this store; runs will wait in the queue until one starts',
+        true,
       );
     }
     for (const problem of problems)
-      if (!warned.has(problem.queue)) ctx.io.stderr(`weft serve: ${problem.message}\n`);
+      if (!warned.has(problem.queue)) say('queue:waiting', problem.message, true);
     warned = new Set(problems.map((p) => p.queue));
   };
   let busy = false;
@@ -176,7 +181,13 @@ async function startQueueDuties(ctx: CliContext): Promise<{ queue: TaskQueue; st
     busy = true;
     queue
       .reap()
-      .catch((error: unknown) => ctx.io.stderr(`weft serve: queue housekeeping failed: ${String(error)}\n`))
+      .catch((error: unknown) =>
+        say(
+          'queue:error',
+          `queue housekeeping failed: ${error instanceof Error ? error.message : String(error)}`,
+          true,
+        ),
+      )
       .finally(() => {
         busy = false;
       });
