@@ -9,7 +9,8 @@ describe.skipIf(!db.available)('weft db migrate', () => {
     const args = ['db', 'migrate', '--store', db.url(), '--database-url', db.url(), '--format', 'json'];
     const first = weft(args);
     expect(first.code).toBe(0);
-    const steps = (JSON.parse(first.stdout) as { steps: { step: string; applied: { version: number }[] }[] }).steps;
+    const steps = (JSON.parse(first.stdout) as { steps: { step: string; applied: { version: number }[] }[] })
+      .steps;
     expect(steps.map((s) => s.step)).toEqual(['organism', 'run store']);
     expect(steps[1]!.applied.map((m) => m.version)).toEqual([1, 2, 3, 4]);
     const tables = await db.query<{ name: string }>("SELECT to_regclass('runs')::text AS name");
