@@ -11,7 +11,9 @@
  * (a task marked running, its handler not yet called), `shell-child-started` (the shell handler,
  * after spawning), `after-stream-read` (organism.fetch_interactions, entries read, not applied),
  * `before-graph-commit`, `after-graph-commit` (organism.update_graph_incremental),
- * `after-hook-recorded` (a run's hooks recorded and its final state written, hooks not yet run).
+ * `after-hook-recorded` (a run's hooks recorded and its final state written, hooks not yet run),
+ * `after-claim` (the PostgreSQL queue's claim committed with at least one task leased and its
+ * attempt started, no handler called yet).
  */
 export function failpoint(name: string): void {
   if (process.env.WEFT_FAILPOINT === name) process.kill(process.pid, 'SIGKILL');

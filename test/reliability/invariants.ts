@@ -165,3 +165,30 @@ export function processesWith(marker: string): number[] {
   }
   return found;
 }
+
+/**
+ * The PostgreSQL run store after everything settled: no run queued/running/retrying/interrupted,
+ * no hook pending, no attempt left `running`, and no task the queue still holds leased.
+ */
+export async function postgresStoreViolations(pool: pg.Pool): Promise<string[]> {
+  const out: string[] = [];
+  const runs = await pool.query<{ id: string; state: string }>(
+    `SELECT id, state FROM runs WHERE state = ANY ($1::text[]) ORDER BY id`,
+    [NOT_TERMINAL],
+  );
+  for (const run of runs.rows) out.push(`run ${run.id} is ${run.state}`);
+  const hooks = await pool.query<{ run_id: string; key: string }>(
+    `SELECT run_id, key FROM hooks WHERE state = 'pending' ORDER BY run_id, key`,
+  );
+  for (const hook of hooks.rows) out.push(`hook ${hook.key} of run ${hook.run_id} is still pending`);
+  const attempts = await pool.query<{ run_id: string; task: string; attempt: number }>(
+    `SELECT run_id, task, attempt FROM attempts WHERE state = 'running' ORDER BY run_id, task, attempt`,
+  );
+  for (const a of attempts.rows)
+    out.push(`attempt ${a.task}#${a.attempt} of run ${a.run_id} is still running`);
+  const queued = await pool.query<{ run_id: string; task: string }>(
+    `SELECT run_id, task FROM queue_tasks WHERE state = 'leased' ORDER BY run_id, task`,
+  );
+  for (const q of queued.rows) out.push(`task ${q.task} of run ${q.run_id} is still leased in the queue`);
+  return out;
+}

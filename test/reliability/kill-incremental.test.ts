@@ -12,7 +12,6 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDocument } from 'yaml';
 import { emitInteractions } from '../../src/organism/index.js';
 import {
   createTestDatabase,
@@ -31,41 +30,11 @@ import {
   sqliteStoreViolations,
 } from './invariants.js';
 import { count, isFullTier, seededRng } from './tier.js';
+import { chaosPipeline, NAMED_POINTS } from './chaos-pipeline.js';
 
 const available = await servicesAvailable('reliability: kill the incremental pipeline');
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const WEFT_BIN = join(ROOT, 'bin', 'weft.js');
-
-export const NAMED_POINTS = [
-  'after-run-insert',
-  'after-task-running',
-  'shell-child-started',
-  'after-stream-read',
-  'before-graph-commit',
-  'after-graph-commit',
-  'after-hook-recorded',
-] as const;
-
-/**
- * The reference pipeline plus what the crash windows need: a shell task (its child outlives a
- * killed weft unless recovery stops it: `CHAOS_SLEEP` makes the killed run's child long-lived and
- * recognisable), an on_success shell hook writing the run id to a file (hooks run at least once),
- * a short claim_idle (a resumed run reclaims what its killed predecessor read) and short retries.
- */
-export function chaosPipeline(hooksLog: string): string {
-  const doc = parseDocument(readFileSync(join(ROOT, 'pipelines', 'incremental-update.yaml'), 'utf8'));
-  doc.setIn(['retry_delay'], '200ms');
-  doc.setIn(['tasks', 'fetch_interactions', 'retry_delay'], '200ms');
-  doc.setIn(['tasks', 'fetch_interactions', 'with', 'claim_idle'], '100ms');
-  doc.setIn(['tasks', 'update_graph_incremental', 'retry_delay'], '200ms');
-  doc.setIn(['tasks', 'mark'], {
-    handler: 'shell',
-    depends_on: 'update_graph_incremental',
-    with: { command: 'sleep "${CHAOS_SLEEP:-0}"' },
-  });
-  doc.setIn(['on_success'], [{ handler: 'shell', with: { command: `echo \${{ run.id }} >> ${hooksLog}` } }]);
-  return doc.toString();
-}
 
 describe.skipIf(!available)('incremental pipeline killed at named points and at random', () => {
   const prefix = `weft-chaos-kill-${randomSuffix()}:`;

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { failpoint } from '../../../core/failpoint.js';
 import { WeftError } from '../../../errors.js';
 import { QUEUE_RUN_OWNER, type ClaimedTask } from '../../../worker/queue-port.js';
 import { prepared } from '../write-batch.js';
@@ -132,11 +133,15 @@ export async function claim(
   leaseMs: number,
 ): Promise<ClaimedTask[]> {
   conn.assertOpen();
+  let claimed: ClaimedTask[];
   try {
-    return await claimTasks(conn.pool, { workerId, queues, limit, leaseMs });
+    claimed = await claimTasks(conn.pool, { workerId, queues, limit, leaseMs });
   } catch (error) {
     throw error instanceof WeftError ? error : queueError(conn.location, 'cannot claim from', error);
   }
+  // The claim has committed (one statement on the pool): leases taken, attempts started, nothing run.
+  if (claimed.length > 0) failpoint('after-claim');
+  return claimed;
 }
 
 /** A claim on the pool, or inside a transaction (a completion that claims what comes next). */

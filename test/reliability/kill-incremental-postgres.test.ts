@@ -1,0 +1,444 @@
+// Issue 8 item 1 on the PostgreSQL run store. (1) Local execution: `weft run … --store postgres://`
+// killed by SIGKILL at each named failure point of the incremental pipeline and at random moments,
+// then resumed (or run afresh when the run was never created). (2) Workers: two `weft worker`
+// processes take runs enqueued through the library; one is killed at the `after-claim` failpoint
+// (a claim committed, nothing run) or at a random moment and replaced each time. Either way, in
+// the end: 0 interactions lost, 0 applied twice, nothing pending in the consumer group, every run
+// terminal (its `runs` row), no attempt left `running`, no hook pending.
+// Default tier: (1) each named point once + 1 random kill, (2) 3 kills; WEFT_CHAOS=full: (1) 100
+// runs, each point 6+ times, (2) 32 kills.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRun } from '../../src/engine/create-run.js';
+import { emitInteractions } from '../../src/organism/index.js';
+import { createDefaultHandlers } from '../../src/project/default-handlers.js';
+import { loadPipeline } from '../../src/project/load-pipeline.js';
+import { HandlerRegistry } from '../../src/handlers/registry.js';
+import { createPostgresStore } from '../../src/store/postgres/postgres-store.js';
+import { createPostgresTaskQueue } from '../../src/store/postgres/queue.js';
+import type { RunStore } from '../../src/store/run-store.js';
+import type { TaskQueue } from '../../src/worker/queue-port.js';
+import {
+  createTestDatabase,
+  deleteKeys,
+  randomSuffix,
+  REDIS_URL,
+  servicesAvailable,
+} from '../organism/services.js';
+import {
+  deadLetteredIds,
+  expectedGraph,
+  graphViolations,
+  groupViolations,
+  postgresStoreViolations,
+  processesWith,
+} from './invariants.js';
+import { count, isFullTier, seededRng } from './tier.js';
+import { chaosPipeline, NAMED_POINTS } from './chaos-pipeline.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const WEFT_BIN = join(ROOT, 'bin', 'weft.js');
+const built = existsSync(join(ROOT, 'dist', 'cli', 'commands', 'worker.js'));
+if (!built) console.warn('SKIPPED kill-incremental-postgres: run `npm run build` first (no dist/)');
+const available = built && (await servicesAvailable('reliability: kill the incremental pipeline (postgres)'));
+
+const TERMINAL = ['succeeded', 'failed', 'cancelled', 'skipped'];
+
+/** Redis, a graph database, a run-store database and a directory for one scenario. */
+function useScenario(name: string) {
+  const prefix = `weft-chaos-${name}-${randomSuffix()}:`;
+  const state = {
+    prefix,
+    stream: `${prefix}interactions`,
+    redis: undefined as unknown as Redis,
+    graph: undefined as unknown as { url: string; drop: () => Promise<void> },
+    runDb: undefined as unknown as { url: string; drop: () => Promise<void> },
+    graphPool: undefined as unknown as pg.Pool,
+    storePool: undefined as unknown as pg.Pool,
+    dir: '',
+    pipelinePath: '',
+    hooksLog: '',
+  };
+  beforeAll(async () => {
+    state.redis = new Redis(REDIS_URL);
+    state.graph = await createTestDatabase();
+    state.runDb = await createTestDatabase();
+    state.graphPool = new pg.Pool({ connectionString: state.graph.url, max: 1 });
+    state.storePool = new pg.Pool({ connectionString: state.runDb.url, max: 1 });
+    state.dir = mkdtempSync(join(tmpdir(), `weft-chaos-${name}-`));
+    state.hooksLog = join(state.dir, 'hooks.log');
+    state.pipelinePath = join(state.dir, 'incremental-chaos.yaml');
+    writeFileSync(state.pipelinePath, chaosPipeline(state.hooksLog));
+  });
+  afterAll(async () => {
+    if (state.dir) rmSync(state.dir, { recursive: true, force: true });
+    await state.graphPool?.end();
+    await state.storePool?.end();
+    await state.graph?.drop();
+    await state.runDb?.drop();
+    if (state.redis) {
+      await deleteKeys(state.redis, prefix);
+      await state.redis.quit();
+    }
+  }, 30_000);
+  const env = (extra: Record<string, string> = {}) => ({
+    ...process.env,
+    NO_COLOR: '1',
+    REDIS_URL,
+    DATABASE_URL: state.graph.url,
+    WEFT_FAILPOINT: '',
+    CHAOS_SLEEP: '0',
+    ...extra,
+  });
+  /** The final invariants, shared by both scenarios. */
+  const violations = async (produced: [string, string[]][]) => {
+    const dead = await deadLetteredIds(state.redis, `${state.stream}:dead`);
+    const found = [
+      ...(await graphViolations(state.graphPool, expectedGraph(produced, dead), state.stream)),
+      ...(await groupViolations(state.redis, state.stream, 'weft')),
+      ...(await postgresStoreViolations(state.storePool)),
+    ];
+    const hookRuns = existsSync(state.hooksLog)
+      ? readFileSync(state.hooksLog, 'utf8').split('\n').filter(Boolean)
+      : [];
+    const succeeded = (
+      await state.storePool.query<{ id: string }>(`SELECT id FROM runs WHERE state = 'succeeded'`)
+    ).rows;
+    for (const run of succeeded)
+      if (!hookRuns.includes(run.id)) found.push(`run ${run.id}: on_success hook never ran`);
+    return {
+      found,
+      dead,
+      succeeded: succeeded.length,
+      hookRepeats: hookRuns.length - new Set(hookRuns).size,
+    };
+  };
+  const emit = async (seed: number, total: number) => {
+    const emitted = await emitInteractions({
+      redis: state.redis,
+      stream: state.stream,
+      count: total,
+      people: 60,
+      seed,
+      start: '2024-03-04',
+      days: 14,
+    });
+    expect(emitted.emitted).toBe(total);
+    return state.redis.xrange(state.stream, '-', '+');
+  };
+  return { state, env, violations, emit };
+}
+
+describe.skipIf(!available)('incremental pipeline on the PostgreSQL run store, killed locally', () => {
+  const { state, env, violations, emit } = useScenario('pg-local');
+  const runs = count(NAMED_POINTS.length + 1, 100);
+  const batch = count(50, 500);
+
+  const weft = (args: string[]) => {
+    const result = spawnSync(process.execPath, [WEFT_BIN, ...args, '--store', state.runDb.url], {
+      cwd: ROOT,
+      env: env(),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  };
+  const runArgs = () => [
+    'run',
+    state.pipelinePath,
+    '-p',
+    `batch_size=${batch}`,
+    '-p',
+    `stream=${state.stream}`,
+    '--format',
+    'json',
+  ];
+  const killedRun = (point: string | null, killAfterMs: number, sleepMarker: string) =>
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [WEFT_BIN, ...runArgs(), '--store', state.runDb.url], {
+        cwd: ROOT,
+        env: env({ WEFT_FAILPOINT: point ?? '', CHAOS_SLEEP: sleepMarker }),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), point === null ? killAfterMs : 60_000);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        done({ code, signal, stderr });
+      });
+    });
+  const listRuns = () => {
+    const listed = weft(['runs', '-n', '10000', '--format', 'json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    return JSON.parse(listed.stdout) as { id: string; state: string }[];
+  };
+  const pendingHooks = async (runId: string) =>
+    (
+      await state.storePool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM hooks WHERE run_id = $1 AND state = 'pending'`,
+        [runId],
+      )
+    ).rows[0]!.n > 0;
+
+  it(
+    'loses nothing, applies nothing twice, leaves every run terminal',
+    async () => {
+      const rng = seededRng('kill-incremental-postgres (local)');
+      const produced = await emit(rng.int(1_000_000), runs * batch);
+
+      const named = isFullTier
+        ? Array.from({ length: 60 }, (_, i) => NAMED_POINTS[i % NAMED_POINTS.length]!)
+        : [...NAMED_POINTS];
+      const plan: (string | null)[] = [...named, ...Array.from({ length: runs - named.length }, () => null)];
+      for (let i = plan.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [plan[i], plan[j]] = [plan[j]!, plan[i]!];
+      }
+      const marker = `${30 + rng.int(60)}.${String(100_000 + rng.int(900_000))}`;
+      const tally = { killed: 0, finishedBeforeKill: 0, resumed: 0, fresh: 0, hookOnly: 0 };
+      const started = Date.now();
+      let known = 0;
+      for (const point of plan) {
+        const killAfter = 100 + rng.int(900);
+        const outcome = await killedRun(point, killAfter, point === 'shell-child-started' ? marker : '0');
+        if (outcome.signal === 'SIGKILL') tally.killed += 1;
+        else {
+          expect([point, outcome.code], outcome.stderr).toEqual([null, 0]);
+          tally.finishedBeforeKill += 1;
+        }
+        // The restart: the next command marks the dead run interrupted.
+        const all = listRuns();
+        if (all.length === known) {
+          expect(point === null || point === 'after-run-insert', `${point} left no run`).toBe(true);
+          const again = await killedRun(null, 120_000, '0');
+          expect(again.code, again.stderr).toBe(0);
+          tally.fresh += 1;
+          known = listRuns().length;
+          continue;
+        }
+        known = all.length;
+        const latest = all[0]!;
+        if (latest.state === 'interrupted') {
+          const resumed = weft(['resume', latest.id, '-q']);
+          expect(resumed.code, `${point ?? 'random'}: ${resumed.stderr}${resumed.stdout}`).toBe(0);
+          tally.resumed += 1;
+        } else if (latest.state === 'succeeded' && (await pendingHooks(latest.id))) {
+          const resumed = weft(['resume', latest.id, '-q']);
+          expect(resumed.code, resumed.stderr).toBe(0);
+          tally.hookOnly += 1;
+        } else {
+          expect(latest.state, `${point ?? 'random'} left run ${latest.id}`).toBe('succeeded');
+        }
+        if (point === 'shell-child-started')
+          expect(processesWith(marker), 'orphan shell child after resume').toEqual([]);
+      }
+
+      // Drain what the kills left unread.
+      for (let i = 0; i < 50; i++) {
+        const drained = weft(runArgs());
+        expect(drained.code, drained.stderr).toBe(0);
+        const out = JSON.parse(drained.stdout) as {
+          tasks: { task: string; output: { entries?: unknown[] } }[];
+        };
+        if (out.tasks.find((t) => t.task === 'fetch_interactions')!.output.entries!.length === 0) break;
+      }
+
+      const result = await violations(produced);
+      result.found.push(...processesWith(marker).map((pid) => `orphan process ${pid} (sleep ${marker})`));
+      console.log(
+        `[reliability] kill-incremental-postgres (local): ${plan.length} runs x ${batch} entries, ` +
+          `${JSON.stringify(tally)}, ${result.dead.size} dead-lettered, ${result.succeeded} runs succeeded, ` +
+          `${result.hookRepeats} hook repeat(s), ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+      expect(result.found).toEqual([]);
+      expect(result.dead.size).toBe(0);
+    },
+    isFullTier ? 1_800_000 : 90_000,
+  );
+});
+
+describe.skipIf(!available)('incremental pipeline run by `weft worker` processes, one killed', () => {
+  const { state, env, violations, emit } = useScenario('pg-workers');
+  const kills = count(3, 32);
+  const batch = count(50, 200);
+  const LEASE = '1000ms';
+  const children = new Set<ChildProcess>();
+  let store: RunStore;
+  let queue: TaskQueue;
+
+  afterAll(async () => {
+    for (const child of children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await queue?.close();
+    await store?.close();
+  });
+
+  /** A `weft worker`; resolves once it has registered (its `worker:started` line). */
+  const startWorker = async (failpoint: string) => {
+    const child = spawn(
+      process.execPath,
+      [
+        WEFT_BIN,
+        'worker',
+        '--store',
+        state.runDb.url,
+        '--lease',
+        LEASE,
+        '--grace',
+        '5s',
+        '--log-format',
+        'json',
+      ],
+      { cwd: state.dir, env: env({ WEFT_FAILPOINT: failpoint }), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(child);
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_c, signal) => r(signal)));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const id = await new Promise<string>((ready, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`weft worker did not start: ${stderr}`)), 15_000);
+      const onData = (chunk: Buffer) => {
+        out += chunk.toString();
+        const line = out.split('\n').find((l) => l.includes('"worker:started"'));
+        if (line === undefined) return;
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        child.stdout.resume();
+        ready((JSON.parse(line) as { worker: string }).worker);
+      };
+      child.stdout.on('data', onData);
+      void exited.then(() => reject(new Error(`weft worker exited early: ${stderr}`)));
+    });
+    return { child, exited, id };
+  };
+  const kill = async (
+    worker: { child: ChildProcess; exited: Promise<NodeJS.Signals | null> },
+    signal: NodeJS.Signals = 'SIGKILL',
+  ) => {
+    if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill(signal);
+    await worker.exited;
+    children.delete(worker.child);
+  };
+  const runState = async (id: string) => (await store.getRun(id))?.state ?? 'missing';
+  const waitTerminal = async (ids: readonly string[], timeoutMs: number, until = { stop: false }) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const states = await Promise.all(ids.map(runState));
+      if (states.every((s) => TERMINAL.includes(s))) return states;
+      if (Date.now() > deadline || until.stop) return states;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  it(
+    'finishes every run succeeded, losing nothing and applying nothing twice',
+    async () => {
+      const rng = seededRng('kill-incremental-postgres (workers)');
+      store = await createPostgresStore(state.runDb.url);
+      queue = await createPostgresTaskQueue(state.runDb.url);
+      const loaded = await loadPipeline(state.pipelinePath, {
+        registry: new HandlerRegistry(createDefaultHandlers()),
+      });
+      expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      const plan = loaded.plan!;
+      const enqueue = async () => {
+        const run = await createRun(store, {
+          plan,
+          params: { batch_size: batch, stream: state.stream },
+          trigger: 'manual',
+          now: Date.now(),
+        });
+        expect(await queue.startRun(run.id)).toBe(true);
+        return run.id;
+      };
+      const produced = await emit(rng.int(1_000_000), kills * batch);
+
+      // Half the kills at the failpoint (the first one always), the rest at random moments.
+      const rounds = Array.from({ length: kills }, (_, i) => (i % 2 === 0 ? 'after-claim' : 'random'));
+      const ids: string[] = [];
+      const tally = { atClaim: 0, random: 0, randomIdle: 0 };
+      const started = Date.now();
+      const slots = [await startWorker(''), await startWorker('')];
+      for (const round of rounds) {
+        if (round === 'after-claim') {
+          // The armed worker must be the one that claims: a completion claims its run's next task
+          // in the same transaction (complete.ts), so with a healthy worker beside it the armed one
+          // might never call claim(). Stop both (the healthy one cleanly), then let it claim alone.
+          await kill(slots[0]!);
+          await kill(slots[1]!, 'SIGTERM');
+          const victim = await startWorker('after-claim');
+          ids.push(await enqueue());
+          const signal = await Promise.race([
+            victim.exited,
+            new Promise<'alive'>((r) => setTimeout(() => r('alive'), 15_000)),
+          ]);
+          expect(signal, 'the armed worker did not die at after-claim').toBe('SIGKILL');
+          await kill(victim);
+          tally.atClaim += 1;
+          slots[0] = await startWorker('');
+          slots[1] = await startWorker('');
+          continue;
+        }
+        ids.push(await enqueue());
+        await new Promise((r) => setTimeout(r, 10 + rng.int(200)));
+        // Kill a worker holding a lease when there is one (a kill in the middle of a task).
+        const owners = new Set(
+          (
+            await state.storePool.query<{ owner: string }>(
+              `SELECT DISTINCT lease_owner AS owner FROM queue_tasks WHERE state = 'leased'`,
+            )
+          ).rows.map((r) => r.owner),
+        );
+        const busy = slots.findIndex((w) => owners.has(w.id));
+        const slot = busy >= 0 ? busy : rng.int(2);
+        if (busy >= 0) tally.random += 1;
+        else tally.randomIdle += 1;
+        await kill(slots[slot]!);
+        slots[slot] = await startWorker('');
+      }
+      const states = await waitTerminal(ids, 60_000);
+      expect(states, `runs ${ids.join(', ')}`).toEqual(ids.map(() => 'succeeded'));
+
+      // Drain what the kills left unread (a killed fetch's entries are reclaimed by a later one).
+      for (let i = 0; i < 50; i++) {
+        const id = await enqueue();
+        ids.push(id);
+        expect(await waitTerminal([id], 30_000)).toEqual(['succeeded']);
+        const fetched = (await store.getTaskRuns(id)).find((t) => t.task === 'fetch_interactions')!;
+        if ((fetched.output as { entries: unknown[] }).entries.length === 0) break;
+      }
+      // Hooks run after the run's final state: give the last ones time to finish.
+      const hookDeadline = Date.now() + 15_000;
+      while (Date.now() < hookDeadline) {
+        const pending = await state.storePool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM hooks WHERE state = 'pending'`,
+        );
+        if (pending.rows[0]!.n === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const worker of slots) await kill(worker);
+
+      const lost = await state.storePool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM attempts WHERE state = 'lost'`,
+      );
+      const result = await violations(produced);
+      console.log(
+        `[reliability] kill-incremental-postgres (workers): ${rounds.length} rounds, ${ids.length} runs x ` +
+          `${batch} entries, ${JSON.stringify(tally)}, ${lost.rows[0]!.n} attempt(s) recorded lost, ` +
+          `${result.dead.size} dead-lettered, ${result.hookRepeats} hook repeat(s), ` +
+          `${((Date.now() - started) / 1000).toFixed(1)} s`,
+      );
+      expect(result.found).toEqual([]);
+      expect(result.dead.size).toBe(0);
+      expect(tally.atClaim).toBeGreaterThan(0);
+    },
+    isFullTier ? 1_800_000 : 90_000,
+  );
+});
