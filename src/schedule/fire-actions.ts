@@ -16,6 +16,12 @@ import { DEFAULT_LATE_GRACE_MS } from './scheduler-options.js';
 /** Missed fires recorded one by one after downtime; older ones are only counted in the log. */
 const MAX_MISSED_RECORDS = 500;
 
+/** How the reason of a fire queued by overlap: queue begins (a catch-up one begins otherwise). */
+const QUEUE_REASON = 'overlap: queue';
+
+/** Recent fires of a pipeline looked through for the one waiting (at most one waits). */
+const WAITING_LOOKBACK = 20;
+
 /** Decides every fire of `entry` due by `now`, in time order, and moves its cursor past them. */
 export async function handleDueFires(
   ctx: SchedulerContext,
@@ -100,24 +106,28 @@ async function actOn(ctx: SchedulerContext, plan: Plan, decision: FireDecision):
   const overlap = plan.schedule?.overlap ?? 'skip';
   const blocker = await blockingRun(ctx, pipeline);
   const waiting = ctx.waiting.get(pipeline) ?? [];
-  const busy = blocker !== null || waiting.length > 0;
+  // The store, not this process's memory, says whether a fire waits: another scheduler may have
+  // recorded it, and "at most one waiting" holds across all of them.
+  const pending = overlap === 'queue' ? await waitingQueueFire(ctx, pipeline) : null;
+  const busy = blocker !== null || waiting.length > 0 || pending !== null;
   const runId = newRunId(ctx.clock.now());
   if (busy && (decision.catchup || overlap === 'queue')) {
-    if (!decision.catchup && waiting.some((w) => w.kind === 'queue')) {
-      const reason = 'a fire is waiting already (overlap: queue keeps at most one)';
+    if (!decision.catchup && pending !== null) {
+      const reason = 'one fire is already waiting (overlap: queue)';
       if (await record(ctx, { pipeline, scheduledFor, outcome: 'skipped', reason, runId: null })) {
         ctx.log({ type: 'fire:skipped', pipeline, scheduledFor, reason });
       }
       return;
     }
-    const reason = `${decision.catchup ? 'catch-up' : 'overlap: queue'}; starts when ${
+    const reason = `${decision.catchup ? 'catch-up' : QUEUE_REASON}; starts when ${
       blocker ? `run ${blocker} ends` : 'the fires waiting before it have run'
     }`;
     if (await record(ctx, { pipeline, scheduledFor, outcome: 'queued', reason, runId })) {
-      ctx.waiting.set(pipeline, [
-        ...waiting,
-        { scheduledFor: decision.at, runId, kind: decision.catchup ? 'catchup' : 'queue' },
-      ]);
+      // Only a catch-up backlog is held here (it belongs to this process's start or wake-up); an
+      // overlap: queue fire waits in the store, where any scheduler can start it.
+      if (decision.catchup) {
+        ctx.waiting.set(pipeline, [...waiting, { scheduledFor: decision.at, runId, kind: 'catchup' }]);
+      }
       ctx.log({ type: 'fire:queued', pipeline, scheduledFor, reason });
     }
     return;
@@ -177,4 +187,53 @@ export async function drainWaiting(ctx: SchedulerContext, pipeline: string): Pro
   } finally {
     ctx.draining.delete(pipeline);
   }
+}
+
+/**
+ * The oldest fire of `pipeline` queued by overlap: queue whose run is not created yet, as the
+ * store holds it: whichever scheduler recorded it, any scheduler may start it.
+ */
+export async function waitingQueueFire(ctx: SchedulerContext, pipeline: string): Promise<FireRecord | null> {
+  const fires = await ctx.store.listFires({ pipeline, limit: WAITING_LOOKBACK });
+  let oldest: FireRecord | null = null;
+  for (const fire of fires) {
+    if (fire.outcome !== 'queued' || fire.runId === null) continue;
+    if (!fire.reason?.startsWith(QUEUE_REASON)) continue;
+    if (oldest && oldest.scheduledFor < fire.scheduledFor) continue;
+    if (await ctx.store.getRun(fire.runId)) continue;
+    oldest = fire;
+  }
+  return oldest;
+}
+
+/**
+ * Starts the fire of an overlap: queue pipeline that waits in the store, once nothing of the
+ * pipeline runs anywhere. Schedulers race for it through its pre-assigned run id: the one whose
+ * creation fails as a duplicate lost, and does nothing more.
+ */
+export async function drainQueuedFire(ctx: SchedulerContext, pipeline: string): Promise<void> {
+  const entry = ctx.entries.get(pipeline);
+  if (!entry || entry.plan.schedule?.overlap !== 'queue') return;
+  if (ctx.isStopping() || ctx.draining.has(pipeline)) return;
+  // This process's catch-up backlog goes first; its drain comes back here once it is empty.
+  if ((ctx.waiting.get(pipeline)?.length ?? 0) > 0) return;
+  ctx.draining.add(pipeline);
+  try {
+    if ((await blockingRun(ctx, pipeline)) !== null) return;
+    const fire = await waitingQueueFire(ctx, pipeline);
+    if (!fire || ctx.isStopping()) return;
+    const params = resolveParams(entry.plan.params, {}, 'json').params;
+    await startRun(ctx, entry.plan, params, 'schedule', fire.runId!, Date.parse(fire.scheduledFor), null);
+  } finally {
+    ctx.draining.delete(pipeline);
+  }
+}
+
+/** The pipelines a drain may have something to start for: a local backlog, or overlap: queue. */
+export function drainablePipelines(ctx: SchedulerContext): string[] {
+  const names = new Set(ctx.waiting.keys());
+  for (const [name, entry] of ctx.entries) {
+    if (entry.plan.schedule?.overlap === 'queue') names.add(name);
+  }
+  return [...names];
 }

@@ -43,8 +43,9 @@ export async function recoverUncreatedRuns(ctx: SchedulerContext): Promise<void>
     const fires = await ctx.store.listFires({ pipeline, limit: RECOVER_FIRES });
     const orphans: WaitingFire[] = [];
     for (const fire of fires) {
-      // Only `ran`: a `queued` fire may be waiting in a live scheduler's memory right now, and
-      // starting it here would break its backlog's one-after-another order.
+      // Only `ran`: a catch-up `queued` fire may be waiting in a live scheduler's memory right
+      // now, and starting it here would break its backlog's one-after-another order; an
+      // overlap: queue one waits in the store, and every scheduler's drain starts it.
       if (fire.outcome !== 'ran' || fire.runId === null) continue;
       if (await ctx.store.getRun(fire.runId)) continue;
       orphans.push({ scheduledFor: Date.parse(fire.scheduledFor), runId: fire.runId, kind: 'catchup' });

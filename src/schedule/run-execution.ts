@@ -96,7 +96,7 @@ export function executeInBackground(
     .finally(() => {
       ctx.executions.delete(run.id);
       ctx.active.get(pipeline)?.delete(run.id);
-      if (ctx.waiting.has(pipeline)) void ctx.track(ctx.drain(pipeline), 'starting a queued fire');
+      void ctx.track(ctx.drain(pipeline), 'starting a queued fire');
     });
   ctx.executions.set(run.id, { runId: run.id, pipeline, controller, done });
 }

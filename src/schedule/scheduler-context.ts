@@ -22,11 +22,14 @@ export interface Entry {
   nextAt: number | null;
 }
 
-/** A fire taken (recorded) that starts once its pipeline is free. */
+/**
+ * A fire of this process's catch-up backlog, taken (recorded) and started once its pipeline is
+ * free. An overlap: queue fire is not held here: it waits in the store (fire-actions.ts).
+ */
 export interface WaitingFire {
   scheduledFor: number;
   runId: string;
-  /** `queue`: overlap: queue (at most one); `catchup`: the backlog after downtime. */
+  /** Only `catchup` is held now; `queue` stays for callers that still name it. */
   kind: 'queue' | 'catchup';
 }
 
@@ -55,6 +58,9 @@ export interface SchedulerContext {
   logError(error: unknown, what: string): void;
   /** Runs `work` as tracked background work: whenIdle and stop wait for it; errors are logged. */
   track<T>(work: Promise<T>, what: string): Promise<T | undefined>;
-  /** Starts the oldest waiting fire of `pipeline` when nothing of it runs any more. */
+  /**
+   * Starts the oldest waiting fire of `pipeline` (this process's backlog first, then the
+   * overlap: queue fire waiting in the store) when nothing of it runs any more.
+   */
   drain(pipeline: string): Promise<void>;
 }

@@ -2,7 +2,13 @@ import { systemClock } from '../core/clock.js';
 import { toErrorInfo, WeftError } from '../errors.js';
 import { createCronTimes, type DueContext } from './due-fires.js';
 import type { SchedulerEvent } from './events.js';
-import { dropWaiting, drainWaiting, handleDueFires } from './fire-actions.js';
+import {
+  drainablePipelines,
+  drainQueuedFire,
+  drainWaiting,
+  dropWaiting,
+  handleDueFires,
+} from './fire-actions.js';
 import { toPipelineSource } from './pipeline-source.js';
 import { recoverInterrupted, recoverUncreatedRuns, releaseLeftovers } from './recovery.js';
 import { executeInBackground } from './run-execution.js';
@@ -66,7 +72,10 @@ class SchedulerImpl implements Scheduler {
       log: (event) => this.#log(event),
       logError: (error, what) => this.#logError(error, what),
       track: (work, what) => this.#track(work, what),
-      drain: (pipeline) => drainWaiting(ctx, pipeline),
+      drain: async (pipeline) => {
+        await drainWaiting(ctx, pipeline);
+        await drainQueuedFire(ctx, pipeline);
+      },
     };
     this.#ctx = ctx;
   }
@@ -118,7 +127,7 @@ class SchedulerImpl implements Scheduler {
     const pollMs = ctx.options.pollMs ?? DEFAULT_POLL_MS;
     this.#pollTimer = setInterval(() => {
       void this.pollRequests();
-      for (const pipeline of ctx.waiting.keys())
+      for (const pipeline of drainablePipelines(ctx))
         void this.#track(ctx.drain(pipeline), 'starting a queued fire');
     }, pollMs);
     this.#loop = this.#tickLoop();
