@@ -45,6 +45,7 @@ if (missing && process.env.CI) {
   });
 } else if (missing) {
   console.warn(`\u26a0 skipping test/server/browser.test.ts: ${missing} is not installed`);
+  // Skipped only outside CI, when Chromium or playwright-core is missing: the warning above says which.
   describe.skip('dashboard in a browser', () => {
     it('skipped', () => undefined);
   });
