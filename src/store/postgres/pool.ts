@@ -59,6 +59,10 @@ export function createStorePool(url: string, options: StorePoolOptions = {}): pg
   });
   // An idle client that loses its connection emits here; the next query reports the problem instead.
   pool.on('error', () => undefined);
+  // A checked-out client has no pool listener: a connection dropped between two of its queries (in
+  // a batch's transaction, say) would emit 'error' with none and crash the process. The next query
+  // on it fails instead ("not queryable"), and the write queue discards it as broken.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
