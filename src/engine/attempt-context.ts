@@ -1,7 +1,7 @@
 import type { JsonObject, JsonValue } from '../core/json.js';
-import type { HandlerContext, LogLevel, RunInfo, TaskLogger } from '../handlers/types.js';
+import type { HandlerContext, RunInfo, TaskLogger } from '../handlers/types.js';
 import type { ExecutionContext } from './execution-context.js';
-import { toIso } from './time.js';
+import { createTaskLogger } from './task-logger.js';
 
 /** What every attempt of one pass shares: the run as handlers see it, and the execution around it. */
 export interface AttemptScope {
@@ -18,56 +18,6 @@ export function deepFreeze<T>(value: T): T {
     for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
   }
   return value;
-}
-
-/** A handler's log: masked, stored through the run's log writer, and reported as `task:log`. */
-export class AttemptLogger implements TaskLogger {
-  constructor(
-    private readonly ctx: ExecutionContext,
-    private readonly task: string,
-    private readonly attempt: number,
-  ) {}
-
-  #write(level: LogLevel | 'stdout' | 'stderr', message: string): void {
-    const { ctx } = this;
-    const text = ctx.masker(String(message));
-    ctx.logs.write({
-      runId: ctx.run.id,
-      task: this.task,
-      attempt: this.attempt,
-      ts: toIso(ctx.clock.now()),
-      level,
-      message: text,
-    });
-    if (ctx.onEvent) {
-      ctx.emit({
-        type: 'task:log',
-        runId: ctx.run.id,
-        task: this.task,
-        attempt: this.attempt,
-        level,
-        message: text,
-      });
-    }
-  }
-  debug(message: string): void {
-    this.#write('debug', message);
-  }
-  info(message: string): void {
-    this.#write('info', message);
-  }
-  warn(message: string): void {
-    this.#write('warn', message);
-  }
-  error(message: string): void {
-    this.#write('error', message);
-  }
-  stdout(line: string): void {
-    this.#write('stdout', line);
-  }
-  stderr(line: string): void {
-    this.#write('stderr', line);
-  }
 }
 
 /** The handler's context; `upstream` is computed only if the handler reads it. */
@@ -98,7 +48,21 @@ export class AttemptContext implements HandlerContext {
     this.attempt = attempt;
     this.params = pass.params;
     this.signal = signal;
-    this.log = new AttemptLogger(pass.ctx, task, attempt);
+    const { ctx } = pass;
+    this.log = createTaskLogger({
+      logs: ctx.logs,
+      masker: ctx.masker,
+      now: () => ctx.clock.now(),
+      runId: ctx.run.id,
+      task,
+      attempt,
+      ...(ctx.onEvent
+        ? {
+            onLine: (level, message) =>
+              ctx.emit({ type: 'task:log', runId: ctx.run.id, task, attempt, level, message }),
+          }
+        : {}),
+    });
     this.env = pass.ctx.env;
     this.mask = pass.ctx.masker;
     this.#compute = compute;

@@ -3,13 +3,14 @@ import type { JsonValue } from '../core/json.js';
 import { toErrorInfo, WeftError, type ErrorInfo } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { quoteShellWord } from '../handlers/shell-quote.js';
-import type { HandlerContext, HookInfo, LogLevel, TaskLogger } from '../handlers/types.js';
+import type { HandlerContext, HookInfo } from '../handlers/types.js';
 import { containsExpression, resolveTemplate, type ExpressionScope } from '../pipeline/expressions.js';
 import type { HookEvent, HookRecord, RunRecord, RunStore } from '../store/run-store.js';
 import type { EngineEvent } from './events.js';
 import { checkHandlerArgs } from './handler-args.js';
 import type { LogWriter } from './log-writer.js';
 import type { Masker } from './mask.js';
+import { createTaskLogger } from './task-logger.js';
 import { toIso } from './time.js';
 
 /**
@@ -125,42 +126,6 @@ export interface HookRunner {
   tasks: () => Record<string, { output: JsonValue; state: string }>;
 }
 
-class HookLogger implements TaskLogger {
-  constructor(
-    private readonly runner: HookRunner,
-    private readonly task: string | null,
-  ) {}
-  #write(level: LogLevel | 'stdout' | 'stderr', message: string): void {
-    const { runner } = this;
-    runner.logs.write({
-      runId: runner.run.id,
-      task: this.task,
-      attempt: null,
-      ts: toIso(runner.now()),
-      level,
-      message: runner.masker(String(message)),
-    });
-  }
-  debug(message: string): void {
-    this.#write('debug', message);
-  }
-  info(message: string): void {
-    this.#write('info', message);
-  }
-  warn(message: string): void {
-    this.#write('warn', message);
-  }
-  error(message: string): void {
-    this.#write('error', message);
-  }
-  stdout(line: string): void {
-    this.#write('stdout', line);
-  }
-  stderr(line: string): void {
-    this.#write('stderr', line);
-  }
-}
-
 /**
  * Runs one recorded hook and marks it done or failed. A failing hook is reported (event
  * `hook:failed` and a log line) and never changes the run's result, so this never throws for a
@@ -211,7 +176,14 @@ export async function runHook(
       params: run.params,
       upstream,
       signal: runner.signal,
-      log: new HookLogger(runner, record.task),
+      log: createTaskLogger({
+        logs: runner.logs,
+        masker: runner.masker,
+        now: runner.now,
+        runId: runner.run.id,
+        task: record.task,
+        attempt: null,
+      }),
       env: runner.env,
       hook: info,
       mask: runner.masker,

@@ -19,7 +19,8 @@ import {
 import type { RunRecord } from '../store/run-store.js';
 import type { HeldTask } from './leases.js';
 import type { ClaimedTask, TaskCompletion } from './queue-port.js';
-import { WorkerTaskContext, WorkerTaskLogger } from './task-context.js';
+import { createTaskLogger } from '../engine/task-logger.js';
+import { WorkerTaskContext } from './task-context.js';
 import { UpstreamCache } from './upstream-cache.js';
 import type { WorkerEvent } from './worker-events.js';
 import type { WorkerOptions } from './worker-options.js';
@@ -237,14 +238,15 @@ export class TaskRunner {
     } catch (error) {
       return { state: 'failed', error: toWeftError(error, 'EXPRESSION_FAILED') };
     }
-    const log = new WorkerTaskLogger(
-      this.#c.logs,
+    const clock = this.#c.clock;
+    const log = createTaskLogger({
+      logs: this.#c.logs,
       masker,
-      this.#c.clock,
-      claim.runId,
-      claim.task,
-      claim.attempt,
-    );
+      now: () => clock.now(),
+      runId: claim.runId,
+      task: claim.task,
+      attempt: claim.attempt,
+    });
     return invokeHandler(
       (handlerSignal) =>
         handler.run(

@@ -1,50 +1,6 @@
-import type { Clock } from '../core/clock.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
-import type { LogWriter } from '../engine/log-writer.js';
 import type { Masker } from '../engine/mask.js';
-import { toIso } from '../engine/time.js';
-import type { HandlerContext, LogLevel, RunInfo, TaskLogger } from '../handlers/types.js';
-
-/** Lines of one attempt, masked and buffered into the worker's log writer (as the interpreter's). */
-export class WorkerTaskLogger implements TaskLogger {
-  constructor(
-    private readonly logs: LogWriter,
-    private readonly masker: Masker,
-    private readonly clock: Clock,
-    private readonly runId: string,
-    private readonly task: string | null,
-    private readonly attempt: number | null,
-  ) {}
-
-  #write(level: LogLevel | 'stdout' | 'stderr', message: string): void {
-    this.logs.write({
-      runId: this.runId,
-      task: this.task,
-      attempt: this.attempt,
-      ts: toIso(this.clock.now()),
-      level,
-      message: this.masker(String(message)),
-    });
-  }
-  debug(message: string): void {
-    this.#write('debug', message);
-  }
-  info(message: string): void {
-    this.#write('info', message);
-  }
-  warn(message: string): void {
-    this.#write('warn', message);
-  }
-  error(message: string): void {
-    this.#write('error', message);
-  }
-  stdout(line: string): void {
-    this.#write('stdout', line);
-  }
-  stderr(line: string): void {
-    this.#write('stderr', line);
-  }
-}
+import type { HandlerContext, RunInfo, TaskLogger } from '../handlers/types.js';
 
 /** The handler's context on a worker; `upstream` is computed only if the handler reads it. */
 export class WorkerTaskContext implements HandlerContext {
