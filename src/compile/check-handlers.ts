@@ -1,10 +1,11 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { STRICT_AJV_OPTIONS } from '../core/ajv-options.js';
 import type { JsonValue } from '../core/json.js';
 import type { DocPath } from '../errors.js';
 import { containsExpression } from '../pipeline/expressions.js';
 import type { HookSpec } from '../pipeline/spec.js';
 import { suggest } from '../pipeline/suggest.js';
-import { collapseErrors } from '../pipeline/validate-schema.js';
+import { collapseErrors } from '../pipeline/collapse-errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { AnyHandler, JsonSchema } from '../handlers/types.js';
 import { type CompileContext, didYouMean, report } from './context.js';
@@ -19,9 +20,9 @@ let ajv: Ajv2020 | undefined;
 function validatorFor(schema: JsonSchema): ValidateFunction | { error: string } {
   let validator = validators.get(schema);
   if (!validator) {
-    // strict: false because these schemas are written by users, who may use annotations ajv does not
-    // know; verbose because collapseErrors needs each error's parent schema.
-    ajv ??= new Ajv2020({ strict: false, allErrors: true, verbose: true });
+    // Strict: an unknown keyword in a handler's schema is reported (as the compile error below)
+    // rather than ignored. verbose because collapseErrors needs each error's parent schema.
+    ajv ??= new Ajv2020({ ...STRICT_AJV_OPTIONS, verbose: true });
     try {
       validator = ajv.compile(schema);
     } catch (error) {

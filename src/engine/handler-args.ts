@@ -1,5 +1,6 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
+import { STRICT_AJV_OPTIONS } from '../core/ajv-options.js';
 import type { JsonValue } from '../core/json.js';
 import { WeftError } from '../errors.js';
 import type { AnyHandler } from '../handlers/types.js';
@@ -16,7 +17,7 @@ const validators = new WeakMap<AnyHandler, ValidateFunction | null>();
 
 function getAjv(): Ajv2020 {
   if (!ajv) {
-    ajv = new Ajv2020({ allErrors: true, strict: false });
+    ajv = new Ajv2020({ ...STRICT_AJV_OPTIONS });
     addFormats(ajv);
   }
   return ajv;

@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { STRICT_AJV_OPTIONS } from '../core/ajv-options.js';
 import type { Diagnostic, DiagnosticCode, DocPath } from '../errors.js';
 import { MAX_PIPELINE_BYTES, parsePipelineText } from '../pipeline/load.js';
 import type { SourceDocument } from '../pipeline/source.js';
@@ -49,7 +50,7 @@ export function parseTestFile(file: string, text: string): LoadedTestFile {
     return { file, source: parsed.source, spec: null, diagnostics: parsed.diagnostics };
   }
   const source = parsed.source;
-  validate ??= new Ajv2020({ allErrors: true, strict: false, verbose: true }).compile(TEST_FILE_SCHEMA);
+  validate ??= new Ajv2020({ ...STRICT_AJV_OPTIONS, verbose: true }).compile(TEST_FILE_SCHEMA);
   if (validate(source.value)) {
     return { file, source, spec: source.value as TestFileSpec, diagnostics: parsed.diagnostics };
   }

@@ -3,6 +3,7 @@ import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { organismHandlers } from '../../src/organism/index.js';
+import { STRICT_AJV_OPTIONS } from '../../src/core/ajv-options.js';
 
 interface Task {
   handler: string;
@@ -32,7 +33,7 @@ function checkArgs(task: Task): string[] {
     Object.entries(task.with ?? {}).filter(([, v]) => !(typeof v === 'string' && EXPRESSION.test(v))),
   );
   const schema = { ...handler.args, required: [] };
-  const validate = new Ajv({ strict: false }).compile(schema);
+  const validate = new Ajv({ ...STRICT_AJV_OPTIONS }).compile(schema);
   return validate(literal)
     ? []
     : (validate.errors ?? []).map((e) => `${task.handler}${e.instancePath} ${e.message}`);

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '../../src/core/json.js';
 import { createRun } from '../../src/engine/create-run.js';
@@ -107,6 +108,39 @@ describe('ajv strict, without $data', () => {
     const schema = JSON.stringify(loadPipelineSchema());
     expect(schema).not.toContain('"$data"');
     expect(() => createPipelineValidator(loadPipelineSchema())).not.toThrow();
+  });
+});
+
+describe('every ajv instance is strict', () => {
+  it('a handler whose args schema misspells a keyword is reported by validate, not ignored', () => {
+    const registry = createBuiltinRegistry().register({
+      name: 'typo',
+      args: { type: 'object', properties: { n: { type: 'integer', minimun: 1 } } },
+      run: () => null,
+    });
+    const loaded = loadPipelineText(
+      'p.yaml',
+      'name: p\ntasks:\n  a:\n    handler: typo\n    with: { n: 0 }\n',
+      {
+        registry,
+      },
+    );
+    expect(loaded.plan).toBeNull();
+    const diagnostic = loaded.diagnostics.find((d) => d.code === 'HANDLER_ARGS');
+    expect(diagnostic?.message).toMatch(/invalid args schema: strict mode: unknown keyword: "minimun"/);
+    expect([diagnostic?.line, diagnostic?.column]).toEqual([4, 14]); // at the handler's name
+  });
+
+  it('no source file builds ajv with strict off or $data on', () => {
+    const root = fileURLToPath(new URL('../../src/', import.meta.url));
+    const files = readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    const builders = files.filter((f) => /new Ajv(2020)?\(/.test(readFileSync(join(root, f), 'utf8')));
+    expect(builders.length).toBeGreaterThanOrEqual(4);
+    for (const file of builders) {
+      const text = readFileSync(join(root, file), 'utf8');
+      expect(text, file).not.toMatch(/strict:\s*false|\$data:\s*true/);
+      expect(text, file).toMatch(/STRICT_AJV_OPTIONS|strict: true/);
+    }
   });
 });
 
