@@ -107,12 +107,19 @@ export async function runPlanWithMocks(plan: Plan, options: RunPlanOptions): Pro
   const store = createMemoryStore();
   try {
     const runPlan = options.realDelays ? plan : withoutDelays(plan);
-    const created = await createRun(store, { plan: runPlan, params, trigger: 'manual', now: Date.now() });
+    const env = options.env ?? {};
+    const created = await createRun(store, {
+      plan: runPlan,
+      params,
+      trigger: 'manual',
+      now: Date.now(),
+      env,
+    });
     const run = await executeRun(created.id, {
       store,
       registry,
       owner: 'weft-test',
-      env: options.env ?? {},
+      env,
       cancelGraceMs: 1000,
     });
     const tasks = createDict<TaskResult>();

@@ -8,6 +8,7 @@ import { checkDependencies } from './check-dependencies.js';
 import { checkExpressions } from './check-expressions.js';
 import { checkHandlers } from './check-handlers.js';
 import { checkSchedule } from './check-schedule.js';
+import { checkShellSubstitutions } from './check-shell-substitutions.js';
 import { type CompileContext, createContext, readDuration, report, sourcePosition } from './context.js';
 import { stageLayers, topologicalOrder } from './dag.js';
 import type { Plan, PlanHook, PlanTask, RetryPolicy } from './plan.js';
@@ -46,7 +47,10 @@ function compileChecked(
   const schedule = checkSchedule(ctx);
   checkParamDefaults(ctx);
   checkExpressions(ctx, deps);
-  if (options.registry) checkHandlers(ctx, options.registry);
+  if (options.registry) {
+    checkHandlers(ctx, options.registry);
+    checkShellSubstitutions(ctx, options.registry);
+  }
 
   // Durations are read (and checked) while building; the draft is thrown away on any error.
   const pipelineRetry = readRetryPolicy(ctx, spec);

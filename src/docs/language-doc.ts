@@ -1,3 +1,4 @@
+import { MIN_CORE_LENGTH, MIN_SECRET_LENGTH } from '../engine/mask.js';
 import type { JsonSchema } from '../handlers/types.js';
 import { constraintsInWords, typeInWords, yamlBlock, yamlInline, text } from './schema-words.js';
 
@@ -19,6 +20,42 @@ const SECTIONS: { def: string | null; title: string; id: string; intro: string }
   { def: 'hook', title: 'Hook', id: 'hook', intro: '' },
   { def: 'duration', title: 'Duration', id: 'duration', intro: '' },
 ];
+
+/**
+ * What a property's one-line schema description cannot say: behaviour the reference must still
+ * state, by heading (`secrets`, `param.default`). Kept here rather than in the schema, whose
+ * descriptions editors show as tooltips.
+ */
+const NOTES: Record<string, string[]> = {
+  'task.with': [
+    'In a string handed to a shell (the `command` string of `shell`, or any argument a handler lists in ' +
+      '`shellQuoted`), each `${{ … }}` is quoted for where it stands, so that the command receives exactly the ' +
+      "value's text (numbers, booleans and JSON after their usual conversion to text):",
+    [
+      "- as a word or part of one, also at the top level of a `$( … )`: in single quotes, each `'` written `'\\''` " +
+        '(a value of only letters, digits and `_ . / @ % + , -` that stands as a word by itself and is not a shell ' +
+        'keyword is left bare: it reads back the same);',
+      "- inside `'…'`: spliced in, each `'` written `'\\''`;",
+      '- inside `"…"`: spliced in with a backslash before each `\\`, `$`, `` ` `` and `"` (the only characters a ' +
+        'backslash escapes there).',
+    ].join('\n'),
+    'Anywhere else no quoting is safe, and `weft validate` and `weft plan` refuse the pipeline with ' +
+      "`EXPRESSION_SHELL_CONTEXT` at the expression's line and column: inside backticks, `$(( … ))`, `(( … ))`, " +
+      "`[[ … ]]`, `${ … }`, `$'…'` or `$\"…\"`; in a here-document's body or delimiter; in a `#` comment; right " +
+      'after a `$` or a `\\`; after a `case` statement inside `$( … )` or a `$[`; after a quote, `$(` or `${` ' +
+      'that is never closed. The hint says where to put the expression instead (as its own word, or in double ' +
+      'quotes; through a variable for a here-document). A command that is one whole expression is that value, ' +
+      'run as the script; an argv array (`command: [...]`) runs without a shell, its items unquoted.',
+  ],
+  secrets: [
+    `A value shorter than ${MIN_SECRET_LENGTH} characters is not masked: masking every \`1\` or \`ab\` would ` +
+      'shred every line while hiding nothing; nor is it sealed in params (below). Each value is masked as it ' +
+      'is and in the forms it takes on its way out: JSON-escaped, URL-encoded (`%20` and `+` spellings), ' +
+      'base64 and base64url (also inside a longer base64 value such as an HTTP basic-auth header, through a ' +
+      `fragment of at least ${MIN_CORE_LENGTH} characters).`,
+    'Params that carry a secret are not stored with it: when a run (or a `weft trigger` request) is created, each occurrence of a secret\'s value, in any of those forms, inside a param — a string, or a string or key nested in an object or array param — is stored as a reference to the secret, and expanded from the environment each time the run executes: handlers, expressions and hooks see the real value, on resume and run retries and on workers too. A string holding a secret is stored as `{"$weft:secret-text": ["Bearer ", {"secret": "API_TOKEN"}]}` (`"form": "base64"` and the like when the secret was found encoded); an object with a key holding a secret, or with a key that starts with `$weft:`, as `{"$weft:entries": [[key, value], …]}`. The API, the dashboard and `weft runs` show this stored form. A run whose params refer to a secret that is not set where it executes or resumes fails with `SECRET_MISSING`, naming the variable; the value is taken from that environment, so a secret changed since the run was created is expanded to its new value.',
+  ],
+};
 
 const anchor = (def: string): string | null => SECTIONS.find((s) => s.def === def)?.id ?? null;
 
@@ -64,11 +101,10 @@ export function generateLanguageDoc(schema: JsonSchema): string {
     );
     for (const name of names) {
       const property = properties[name]!;
-      out.push(
-        `### \`${section.def === null ? '' : `${section.id}.`}${name}\`${required.has(name) ? ' (required)' : ''}`,
-        '',
-      );
+      const heading = `${section.def === null ? '' : `${section.id}.`}${name}`;
+      out.push(`### \`${heading}\`${required.has(name) ? ' (required)' : ''}`, '');
       if (property.description) out.push(text(property.description), '');
+      for (const note of NOTES[heading] ?? []) out.push(note, '');
       out.push(...describeValue(property, name), '');
     }
   }

@@ -2,11 +2,13 @@ import { setMaxListeners } from 'node:events';
 import type { Plan } from '../compile/plan.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { failpoint } from '../core/failpoint.js';
+import type { JsonObject } from '../core/json.js';
 import { assertRunTransition, assertTaskTransition, isRunFinished, type RunState } from '../core/states.js';
-import { WeftError, type ErrorInfo } from '../errors.js';
+import { toErrorInfo, WeftError, type ErrorInfo } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { HookInfo } from '../handlers/types.js';
 import type { HookRecord, RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
+import { deepFreeze } from './attempt-context.js';
 import type { EngineEvent, EngineEventListener } from './events.js';
 import type { ExecutionContext } from './execution-context.js';
 import {
@@ -30,6 +32,7 @@ import {
 import { resetInterruptedTasks, resetTasksToPending } from './resume.js';
 import { hasRetryLeft, retryDelayMs } from './retry-delay.js';
 import { RunPass, type PassResult } from './run-pass.js';
+import { unsealParams } from './secret-params.js';
 import { toIso } from './time.js';
 
 /**
@@ -59,6 +62,8 @@ class Execution implements ExecutionContext {
   readonly logs: LogWriter;
   readonly plan: Plan;
   run: RunRecord;
+  /** Set by execute() once the run is claimed (unsealing may fail: see #failUnstarted). */
+  params: JsonObject = {};
   readonly concurrency: number;
   readonly graceMs: number;
   readonly onEvent: EngineEventListener | undefined;
@@ -115,6 +120,11 @@ class Execution implements ExecutionContext {
       return (await this.store.getRun(this.run.id))!;
     }
     await this.#claim();
+    try {
+      this.params = deepFreeze(unsealParams(this.run.params, this.plan.secrets, this.env));
+    } catch (error) {
+      return this.#failUnstarted(error);
+    }
     const stopTimers = this.#startTimers();
     const external = this.#options.signal;
     const onAbort = () => this.#requestStop('the run was cancelled');
@@ -206,6 +216,27 @@ class Execution implements ExecutionContext {
       heartbeatAt: now,
       startedAt: run.startedAt ?? now,
     };
+  }
+
+  /**
+   * The run cannot start here (a secret its params refer to is not set in this environment): it
+   * fails with that error and nothing runs — not even its hooks, which would read the same params.
+   * Its tasks stay as they were, so a resume where the secret is set runs them.
+   */
+  async #failUnstarted(caught: unknown): Promise<RunRecord> {
+    const { run } = this;
+    const error = toErrorInfo(caught);
+    const now = toIso(this.clock.now());
+    assertRunTransition(run.id, run.state, 'failed');
+    const ok = await this.store.updateRun(
+      run.id,
+      { state: 'failed', finishedAt: now, error, nextAttemptAt: null, heartbeatAt: now },
+      { states: [run.state], owner: this.owner },
+    );
+    if (!ok) throw this.#conflict('recording that it failed');
+    this.run = { ...run, state: 'failed' };
+    this.emit({ type: 'run:finished', runId: run.id, state: 'failed', error, durationMs: 0 });
+    return (await this.store.getRun(run.id))!;
   }
 
   /** Heartbeat and cancel-request polling, on real timers: they measure liveness, not run time. */

@@ -1,5 +1,6 @@
 import type { Plan } from '../compile/plan.js';
 import type { Clock } from '../core/clock.js';
+import type { JsonObject } from '../core/json.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import type { RunRecord, RunStore } from '../store/run-store.js';
 import type { EngineEvent, EngineEventListener } from './events.js';
@@ -19,6 +20,8 @@ export interface ExecutionContext {
   readonly plan: Plan;
   /** The run as this pass runs it (its attempt is the current run attempt). */
   readonly run: RunRecord;
+  /** The run's params unsealed (secret-params.ts) and frozen: what handlers and expressions see. */
+  readonly params: JsonObject;
   readonly concurrency: number;
   readonly graceMs: number;
   /** Aborted when the run is cancelled (signal or cancel request); the reason is a WeftError. */

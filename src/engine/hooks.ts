@@ -2,7 +2,7 @@ import type { Plan, PlanHook } from '../compile/plan.js';
 import type { JsonValue } from '../core/json.js';
 import { toErrorInfo, WeftError, type ErrorInfo } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import { quoteShellWord } from '../handlers/shell-quote.js';
+import { quoteShellSubstitution } from '../handlers/shell-quote.js';
 import type { HandlerContext, HookInfo } from '../handlers/types.js';
 import { containsExpression, resolveTemplate, type ExpressionScope } from '../pipeline/expressions.js';
 import type { HookEvent, HookRecord, RunRecord, RunStore } from '../store/run-store.js';
@@ -10,6 +10,7 @@ import type { EngineEvent } from './events.js';
 import { checkHandlerArgs } from './handler-args.js';
 import type { LogWriter } from './log-writer.js';
 import type { Masker } from './mask.js';
+import { unsealParams } from './secret-params.js';
 import { createTaskLogger } from './task-logger.js';
 import { toIso } from './time.js';
 
@@ -148,10 +149,12 @@ export async function runHook(
       });
     }
     const tasks = runner.tasks();
+    // Sealed in the store (secret-params.ts); a hook sees the values, as the tasks did.
+    const params = unsealParams(run.params, run.plan.secrets, runner.env);
     let args: JsonValue = hook.with;
     if (args !== null && containsExpression(args)) {
       const scope: ExpressionScope = {
-        params: run.params,
+        params,
         env: runner.env,
         tasks,
         run: { id: run.id, scheduled_for: run.scheduledFor, attempt: run.attempt },
@@ -159,7 +162,7 @@ export async function runHook(
       args = resolveTemplate(
         args,
         scope,
-        handler.shellQuoted ? { quoteKeys: handler.shellQuoted, quote: quoteShellWord } : {},
+        handler.shellQuoted ? { quoteKeys: handler.shellQuoted, quote: quoteShellSubstitution } : {},
       );
     } else if (args !== null && typeof args === 'object') {
       args = structuredClone(args);
@@ -173,7 +176,7 @@ export async function runHook(
       task: record.task ?? record.event,
       run: { id: run.id, pipeline: run.pipeline, scheduledFor: run.scheduledFor, attempt: run.attempt },
       attempt: 1,
-      params: run.params,
+      params,
       upstream,
       signal: runner.signal,
       log: createTaskLogger({

@@ -15,5 +15,6 @@ export type { EngineOptions } from './options.js';
 export type { EngineEvent, EngineEventMap, EngineEventType, EngineEventListener } from './events.js';
 export { createMasker, createSecretMasker, MASK, type Masker } from './mask.js';
 export { normaliseOutput } from './output.js';
+export { sealParams, unsealParams, SECRET_TEXT_TAG, ENTRIES_TAG } from './secret-params.js';
 export { decideTrigger, type TriggerDecision, type UpstreamOutcome } from './trigger-rules.js';
 export { retryDelayMs, retryTimeline, hasRetryLeft } from './retry-delay.js';

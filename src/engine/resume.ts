@@ -3,6 +3,7 @@ import { assertRunTransition, assertTaskTransition, type TaskState } from '../co
 import { UsageError, WeftError } from '../errors.js';
 import type { RunRecord, RunStore, TaskRunRecord } from '../store/run-store.js';
 import { isQueueOwner, lostAttemptError, stopOrphanGroup } from './interrupted.js';
+import { unsealParams } from './secret-params.js';
 import { toIso } from './time.js';
 
 /**
@@ -122,6 +123,11 @@ export interface PrepareResumeOptions {
   /** Re-run only this task and everything downstream of it. */
   task?: string;
   now: number;
+  /**
+   * The environment the resumed run will execute with: a secret its params refer to must be set
+   * there (SECRET_MISSING otherwise, before anything changes). Default: this process's.
+   */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /**
@@ -130,7 +136,8 @@ export interface PrepareResumeOptions {
  *  - a failed or cancelled run: its failed, skipped and cancelled tasks (or, with `task`, those of
  *    that task and everything downstream of it) go back to pending, and the run gets a new run
  *    attempt (so its hooks can fire again).
- * Tasks that succeeded keep their outputs and are not run again. The run ends `queued`.
+ * Tasks that succeeded keep their outputs and are not run again. The run ends `queued`. Throws
+ * SECRET_MISSING, changing nothing, when a secret its params refer to is not set in `env`.
  */
 export async function prepareResume(
   store: RunStore,
@@ -158,6 +165,8 @@ export async function prepareResume(
     });
   }
   assertRunTransition(runId, run.state, 'queued');
+  // Checked before any write: a run put back in `queued` that cannot start would look stuck.
+  unsealParams(run.params, run.plan.secrets, options.env ?? process.env);
   let taskRuns = await store.getTaskRuns(runId);
   taskRuns = await resetInterruptedTasks(store, runId, taskRuns, options.now);
   // What runs again: the named task, or every task that did not succeed — and, either way,

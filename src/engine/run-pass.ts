@@ -7,7 +7,7 @@ import type { RunInfo } from '../handlers/types.js';
 import { evaluateCondition } from '../pipeline/expressions.js';
 import type { TaskRunRecord } from '../store/run-store.js';
 import type { AttemptResult } from './attempt.js';
-import { deepFreeze, type AttemptScope } from './attempt-context.js';
+import type { AttemptScope } from './attempt-context.js';
 import { recordAttemptEnd, runTaskFailureHooks } from './attempt-end.js';
 import type { ExecutionContext } from './execution-context.js';
 import type { HookRunner } from './hooks.js';
@@ -76,7 +76,7 @@ export class RunPass implements AttemptScope {
       scheduledFor: run.scheduledFor,
       attempt: run.attempt,
     };
-    this.params = deepFreeze(structuredClone(run.params));
+    this.params = ctx.params;
     // Every running attempt (and many handlers) listens to this signal: thousands is normal here.
     setMaxListeners(0, this.#controller.signal);
     this.#done = new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import type { PlanTask } from '../compile/plan.js';
 import { createDict, type JsonValue } from '../core/json.js';
 import { toWeftError, WeftError } from '../errors.js';
-import { quoteShellWord } from '../handlers/shell-quote.js';
+import { quoteShellSubstitution } from '../handlers/shell-quote.js';
 import type { AnyHandler } from '../handlers/types.js';
 import { containsExpression, resolveTemplate, type ExpressionScope } from '../pipeline/expressions.js';
 import { invokeHandler, type AttemptResult } from './attempt.js';
@@ -44,7 +44,9 @@ function resolveTaskArgs(pass: AttemptScope, node: TaskNode, handler: AnyHandler
   const value = node.task.with;
   if (value === null) return null;
   if (!withHasExpressions(node.task)) return typeof value === 'object' ? structuredClone(value) : value;
-  const options = handler.shellQuoted ? { quoteKeys: handler.shellQuoted, quote: quoteShellWord } : {};
+  const options = handler.shellQuoted
+    ? { quoteKeys: handler.shellQuoted, quote: quoteShellSubstitution }
+    : {};
   return resolveTemplate(value, expressionScopeOf(pass, node), options);
 }
 

@@ -85,7 +85,8 @@ export interface Handler<Args = JsonValue> {
   args?: JsonSchema;
   /**
    * Top-level argument names whose strings are shell scripts: an expression substituted inside
-   * such a string is quoted as one shell word, so a parameter can never inject shell syntax.
+   * such a string is quoted for where it stands (a word, inside "…", inside '…'; anywhere else
+   * validation refuses it), so a parameter can never inject shell syntax.
    */
   shellQuoted?: readonly string[];
   /**

@@ -5,6 +5,7 @@ import {
   parseTemplate,
   referencesOf,
   type ExpressionScope,
+  type QuoteFunction,
 } from './expressions.js';
 
 /**
@@ -16,10 +17,10 @@ import {
 export function previewTemplate(
   value: JsonValue,
   scope: Omit<ExpressionScope, 'tasks'>,
-  options: { quoteKeys?: readonly string[]; quote?: (text: string) => string } = {},
+  options: { quoteKeys?: readonly string[]; quote?: QuoteFunction } = {},
 ): JsonValue {
   const full: ExpressionScope = { ...scope, tasks: {} };
-  const walk = (node: JsonValue, quote: ((text: string) => string) | undefined): JsonValue => {
+  const walk = (node: JsonValue, quote: QuoteFunction | undefined): JsonValue => {
     if (typeof node === 'string') return previewString(node, full, quote);
     if (Array.isArray(node)) return node.map((item) => walk(item, quote));
     if (isPlainObject(node)) {
@@ -42,11 +43,7 @@ export function previewTemplate(
   return walk(value, undefined);
 }
 
-function previewString(
-  text: string,
-  scope: ExpressionScope,
-  quote: ((text: string) => string) | undefined,
-): JsonValue {
+function previewString(text: string, scope: ExpressionScope, quote: QuoteFunction | undefined): JsonValue {
   if (!hasExpression(text)) return text;
   const { parts, errors } = parseTemplate(text);
   if (errors.length > 0) return text;
@@ -62,7 +59,7 @@ function previewString(
     else if (known(part)) {
       const value = evaluateExpression(part.expr!, scope, part.source);
       const piece = value === null ? '' : typeof value === 'string' ? value : JSON.stringify(value);
-      result += quote ? quote(piece) : piece;
+      result += quote ? quote(piece, { template: text, offset: part.offset }) : piece;
     } else result += `\${{ ${part.source} }}`;
   }
   return result;

@@ -4,7 +4,7 @@ import type { JsonObject, JsonValue } from '../core/json.js';
 import { retryTimeline } from '../engine/retry-delay.js';
 import { UsageError } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
-import { quoteShellWord } from '../handlers/shell-quote.js';
+import { quoteShellSubstitution } from '../handlers/shell-quote.js';
 import {
   parseCondition,
   collectExpressions,
@@ -108,7 +108,7 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
   const taskPreview = (task: PlanTask): TaskPreview => {
     const handler = options.registry.get(task.handler);
     const quoting = handler?.shellQuoted?.length
-      ? { quoteKeys: handler.shellQuoted, quote: quoteShellWord }
+      ? { quoteKeys: handler.shellQuoted, quote: quoteShellSubstitution }
       : {};
     const args = task.with === null ? null : previewTemplate(task.with, scope, quoting);
     let would: string | null = null;

@@ -23,4 +23,5 @@ export {
   type FireDecision,
 } from './due-fires.js';
 export { newRunRequestId } from './request-id.js';
+export { requestRun, type RequestRunInput } from './request-run.js';
 export { describeCron, nextFires, validateCron, isValidTimeZone, type CronFire } from './cron.js';

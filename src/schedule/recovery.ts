@@ -21,7 +21,10 @@ export async function recoverInterrupted(ctx: SchedulerContext): Promise<void> {
     ctx.log({ type: 'run:interrupted', runId: run.id, pipeline: run.pipeline, resuming });
     if (!resuming) continue;
     try {
-      const ready = await prepareResume(ctx.store, run.id, { now: ctx.clock.now() });
+      const ready = await prepareResume(ctx.store, run.id, {
+        now: ctx.clock.now(),
+        ...(ctx.options.engine?.env ? { env: ctx.options.engine.env } : {}),
+      });
       executeInBackground(ctx, ready, ready.scheduledFor === null ? null : Date.parse(ready.scheduledFor));
     } catch (error) {
       ctx.logError(error, `resuming run ${run.id}`);

@@ -30,7 +30,10 @@ export async function startRun(
       trigger,
       id: runId,
       now: ctx.clock.now(),
-      owner: ctx.options.owner,
+      ...(ctx.options.engine?.env ? { env: ctx.options.engine.env } : {}),
+      // A run for the task queue has no owner until the queue takes it: if handing it over fails
+      // (the database dropped the connection), the queue's housekeeping takes it (reap.ts).
+      owner: ctx.options.queue ? null : ctx.options.owner,
       ...(scheduledFor === null ? {} : { scheduledFor }),
     });
   } catch (error) {

@@ -1,9 +1,13 @@
+import { unsealParams } from '../engine/secret-params.js';
 import { toErrorInfo, WeftError } from '../errors.js';
 import { newRunId } from '../store/ids.js';
 import { startRun } from './run-execution.js';
 import type { SchedulerContext } from './scheduler-context.js';
 
-/** The runs `weft trigger` (and the HTTP server) ask for: claimed from the store, started here. */
+/**
+ * The runs `weft trigger` (and the HTTP server) ask for (requestRun): claimed from the store,
+ * started here.
+ */
 
 const REQUEST_BATCH = 16;
 
@@ -24,8 +28,11 @@ export async function takeRunRequests(ctx: SchedulerContext): Promise<number> {
           },
         );
       }
+      // Stored sealed (requestRun); createRun seals them again for the run, with the environment
+      // the run executes with. A secret not set here fails the request, naming it.
+      const params = unsealParams(request.params, plan.secrets, ctx.options.engine?.env ?? process.env);
       const runId = newRunId(ctx.clock.now());
-      const run = await startRun(ctx, plan, request.params, 'manual', runId, null, request.id);
+      const run = await startRun(ctx, plan, params, 'manual', runId, null, request.id);
       await ctx.store.completeRunRequest(request.id, run?.id ?? null, null, now());
     } catch (error) {
       const info = toErrorInfo(error);

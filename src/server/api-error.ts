@@ -16,6 +16,7 @@ export class ApiError extends Error {
 const STATUS_BY_CODE: Record<string, number> = {
   USAGE: 400,
   PARAM_INVALID: 400,
+  SECRET_MISSING: 409,
   RUN_NOT_FOUND: 404,
   PIPELINE_NOT_FOUND: 404,
   PIPELINE_INVALID: 409,

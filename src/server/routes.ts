@@ -3,7 +3,7 @@ import { dictFromEntries, isPlainObject, type JsonValue } from '../core/json.js'
 import { RUN_STATES, isRunFinished, type RunState } from '../core/states.js';
 import { prepareResume, requestCancel } from '../engine/index.js';
 import { resolveParams } from '../pipeline/params.js';
-import { newRunRequestId } from '../schedule/request-id.js';
+import { requestRun } from '../schedule/request-run.js';
 import { ApiError, badRequest, notFound } from './api-error.js';
 import { APP_JS } from './assets/app-js.js';
 import { STYLES_CSS } from './assets/styles-css.js';
@@ -155,11 +155,11 @@ async function postRun(r: RouteRequest): Promise<Reply> {
     throw new ApiError(400, 'PARAM_INVALID', resolved.errors[0]!, resolved.errors);
   }
   const now = r.ctx.now();
-  const request = await r.ctx.store.requestRun({
-    id: newRunRequestId(now),
-    pipeline: entry.name,
+  const request = await requestRun(r.ctx.store, {
+    plan: entry.plan,
     params: resolved.params,
-    requestedAt: new Date(now).toISOString(),
+    env: r.ctx.env,
+    now,
   });
   const masker = maskerFor(entry.plan, r.ctx.env);
   return json(
@@ -206,6 +206,7 @@ async function resumeRun(r: RouteRequest): Promise<Reply> {
   }
   const ready = await prepareResume(r.ctx.store, run.id, {
     now: r.ctx.now(),
+    env: r.ctx.env,
     ...(typeof body.task === 'string' ? { task: body.task } : {}),
   });
   await scheduler.resumeRun(ready.id);

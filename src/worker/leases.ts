@@ -40,7 +40,13 @@ export async function renewLeases({
   emit,
 }: LeaseRenewal): Promise<void> {
   const sentAt = performance.now();
-  const renewal = await queue.renewLeases(workerId, leaseMs);
+  // Only the leases of tasks it is working on: a lease it holds on record but gave up on here
+  // (its claim's reply or its result's write was lost with the connection) must expire.
+  const renewal = await queue.renewLeases(
+    workerId,
+    leaseMs,
+    [...running.values()].map((h) => h.claim.lease),
+  );
   const held = new Set(renewal.held.map((h) => `${heldKey(h.runId, h.task)}#${h.lease}`));
   const cancelled = new Set(renewal.cancelRequested);
   const timedOut = new Set(renewal.timedOut ?? []);

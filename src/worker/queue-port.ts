@@ -119,8 +119,13 @@ export interface TaskQueue {
   ): Promise<{ recorded: boolean[]; claimed: ClaimedTask[] }>;
   /** Gives back every lease `workerId` holds (it is stopping): the next reap makes them ready again. */
   releaseLeases(workerId: string): Promise<void>;
-  /** Extends every lease `workerId` holds; also its worker heartbeat. */
-  renewLeases(workerId: string, leaseMs: number): Promise<LeaseRenewal>;
+  /**
+   * Extends the leases `workerId` holds — only those numbered in `leases` when given — and its
+   * worker heartbeat. A worker names the leases it is working on: one it gave up on (a claim
+   * whose reply it never got, a task whose result it could not report) must expire, so that the
+   * reaper hands the task to someone, rather than be kept alive by heartbeats forever.
+   */
+  renewLeases(workerId: string, leaseMs: number, leases?: readonly number[]): Promise<LeaseRenewal>;
   /**
    * Housekeeping any worker or scheduler runs periodically, safe concurrently: expired leases
    * become lost attempts (the task ready again), cancel requests reach tasks nobody runs, runs

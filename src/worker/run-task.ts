@@ -7,8 +7,9 @@ import type { LogWriter } from '../engine/log-writer.js';
 import { createSecretMasker, maskValue, type Masker } from '../engine/mask.js';
 import { DEFAULT_CANCEL_GRACE_MS } from '../engine/options.js';
 import { normaliseOutput } from '../engine/output.js';
+import { unsealParams } from '../engine/secret-params.js';
 import { isNonRetryable, toErrorInfo, toWeftError, WeftError, type ErrorInfo } from '../errors.js';
-import { quoteShellWord } from '../handlers/shell-quote.js';
+import { quoteShellSubstitution } from '../handlers/shell-quote.js';
 import type { RunInfo } from '../handlers/types.js';
 import {
   containsExpression,
@@ -43,7 +44,10 @@ export interface TaskRunnerContext {
 
 interface RunEntry {
   run: RunRecord;
+  /** Unsealed from the store's (secret-params.ts) with this worker's environment. */
   params: JsonObject;
+  /** Why they could not be (a secret not set here): each of the run's tasks fails with it. */
+  paramsError: WeftError | null;
   masker: Masker;
 }
 
@@ -84,11 +88,14 @@ export class TaskRunner {
     if (!entry) {
       entry = this.#c.options.store.getRun(runId).then((run) => {
         if (!run) throw new WeftError('RUN_NOT_FOUND', `no run with id ${runId}`, { retryable: false });
-        return {
-          run,
-          params: deepFreeze(structuredClone(run.params)),
-          masker: createSecretMasker(run.plan.secrets, this.#c.env),
-        };
+        let params: JsonObject = {};
+        let paramsError: WeftError | null = null;
+        try {
+          params = deepFreeze(unsealParams(run.params, run.plan.secrets, this.#c.env));
+        } catch (error) {
+          paramsError = toWeftError(error);
+        }
+        return { run, params, paramsError, masker: createSecretMasker(run.plan.secrets, this.#c.env) };
       });
       entry.catch(() => this.#runs.delete(runId));
       if (this.#runs.size >= RUN_CACHE) this.#runs.delete(this.#runs.keys().next().value!);
@@ -100,7 +107,7 @@ export class TaskRunner {
   async execute(held: HeldTask): Promise<void> {
     const { claim, controller } = held;
     const entry = await this.#runEntry(claim.runId);
-    const { run, params, masker } = entry;
+    const { run, params, paramsError, masker } = entry;
     const plan = run.plan;
     held.runTimeoutMs = plan.timeoutMs;
     const task = plan.tasks[claim.task];
@@ -128,11 +135,12 @@ export class TaskRunner {
       tasks: UpstreamCache.ancestors(plan, entries, claim.task),
       run: { id: run.id, scheduled_for: run.scheduledFor, attempt: claim.runAttempt },
     });
-    let whenError: unknown;
+    // Params that cannot be unsealed fail the attempt like a `when` that cannot be evaluated.
+    let whenError: unknown = paramsError ?? undefined;
     if (!claim.started) {
       let go = true;
       try {
-        const when = task.when;
+        const when = whenError === undefined ? task.when : null;
         go = when === null ? true : typeof when === 'boolean' ? when : evaluateCondition(when, scope());
       } catch (error) {
         // Reported through an attempt, so the failure is recorded like any other.
@@ -231,7 +239,9 @@ export class TaskRunner {
       if (value === null) args = null;
       else if (!withHasExpressions(task)) args = typeof value === 'object' ? structuredClone(value) : value;
       else {
-        const quoting = handler.shellQuoted ? { quoteKeys: handler.shellQuoted, quote: quoteShellWord } : {};
+        const quoting = handler.shellQuoted
+          ? { quoteKeys: handler.shellQuoted, quote: quoteShellSubstitution }
+          : {};
         args = resolveTemplate(value, scope(), quoting);
       }
       checkHandlerArgs(handler, args, task.name);

@@ -80,6 +80,7 @@ class QueueWorker implements Worker {
   #stopListening: (() => Promise<void>) | undefined;
   #timers: NodeJS.Timeout[] = [];
   #reaping: Promise<void> | undefined;
+  #reapFailed = false;
   #hooks: Promise<void> | undefined;
   #renewing: Promise<void> | undefined;
 
@@ -337,9 +338,16 @@ class QueueWorker implements Worker {
     this.#reaping ??= (async () => {
       try {
         const result = await this.#queue.reap();
+        if (this.#reapFailed) {
+          // The database is back: claim now, not after the claim loop's back-off (grown up to
+          // 10 s while it was out of reach) — nobody may notify: the other workers are waiting too.
+          this.#reapFailed = false;
+          this.#wake();
+        }
         if (result.lost + result.cancelled + result.resumed + result.timedOut > 0)
           this.#emit({ type: 'queue:reaped', worker: this.id, ...result });
       } catch (error) {
+        this.#reapFailed = true;
         this.#error(error, 'housekeeping');
       } finally {
         this.#reaping = undefined;

@@ -6,6 +6,7 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 
 /** The named failpoints of the reference pipeline's path (src/core/failpoint.ts lists them all). */
 export const NAMED_POINTS = [
+  'before-run-insert-commit',
   'after-run-insert',
   'after-task-running',
   'shell-child-started',
@@ -14,6 +15,12 @@ export const NAMED_POINTS = [
   'after-graph-commit',
   'after-hook-recorded',
 ] as const;
+
+/** The one named point whose kill leaves no run behind: the run's INSERT never committed. */
+export const BEFORE_RUN_EXISTS: (typeof NAMED_POINTS)[number] = 'before-run-insert-commit';
+
+/** The named failpoints of `weft worker` (the PostgreSQL queue): a claim, a completion's claim. */
+export const WORKER_POINTS = ['after-claim', 'after-completion-claim'] as const;
 
 /**
  * The reference pipeline plus what the crash windows need: a shell task (its child outlives a

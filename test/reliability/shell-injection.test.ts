@@ -11,15 +11,22 @@ import { count, seededRng, type Rng } from './tier.js';
 
 /**
  * Item 5: a parameter substituted into a `shell` task reaches the program as exactly the bytes
- * given, and never runs as shell syntax. Hostile values are generated; each is substituted
- * (a) into a command STRING, `printf '%s' ${{ params.pN }} > DIR/s-N`, and (b) into an argv array
- * (a whole item, and an item with a prefix), whose probe writes each argument to a file. Every
- * payload that would run something runs `touch CANARY`: the canary must never exist.
+ * given, and never runs as shell syntax. Hostile values are generated; each is substituted into
+ * a command STRING in every place weft quotes for (see handlers/shell-context.ts):
+ *   s: a whole word                     printf '%s' ${{ params.pN }} > DIR/s-N
+ *   d: inside "…" with text around      printf '%s' "<${{ params.pN }}>" > DIR/d-N
+ *   q: inside '…' with text around      printf '%s' '<${{ params.pN }}>' > DIR/q-N
+ *   c: an argument inside $( … )        : "$(printf '%s' ${{ params.pN }} > DIR/c-N)"
+ * and into an argv array (a: a whole item, b: an item with a prefix), whose probe writes each
+ * argument to a file. Every payload that would run something runs `touch CANARY`: the canary
+ * must never exist.
  *
  * Values are batched (many substitutions per task, many tasks in one run) to keep it fast.
  */
 
 const PER_TASK = 25;
+/** Values per pipeline (and run): 5,000 of them in six forms would pass the 1 MiB file limit. */
+const PER_PIPELINE = 1000;
 let dir: string;
 let canary: string;
 
@@ -97,6 +104,17 @@ function fragments(): string[] {
     'ÿ',
     'EOF',
     '<<EOF\ntouch CANARY\nEOF',
+    '\nEOF\ntouch CANARY\n',
+    '"$(touch CANARY)"',
+    "'$(touch CANARY)'",
+    '\\"; touch CANARY; "',
+    "\\'; touch CANARY; '",
+    '\\$(touch CANARY)',
+    '${X:-$(touch CANARY)}',
+    'a[$(touch CANARY)]',
+    '\\',
+    '$',
+    '`',
   ];
 }
 
@@ -109,17 +127,27 @@ function hostileValue(rng: Rng): string {
   return value.replaceAll('CANARY', canary);
 }
 
-function pipelineFor(values: readonly string[]): string {
+/** A pipeline substituting the values numbered `all` (params p<id>, files <form>-<id>). */
+function pipelineFor(all: readonly number[]): string {
   const params: Record<string, unknown> = { dir: { type: 'string' } };
-  values.forEach((_, i) => (params[`p${i}`] = { type: 'string' }));
+  for (const i of all) params[`p${i}`] = { type: 'string' };
   const tasks: Record<string, unknown> = {};
-  for (let start = 0, batch = 0; start < values.length; start += PER_TASK, batch++) {
-    const ids = values.slice(start, start + PER_TASK).map((_, k) => start + k);
-    // (a) the command string: one printf per value.
+  for (let start = 0, batch = 0; start < all.length; start += PER_TASK, batch++) {
+    const ids = all.slice(start, start + PER_TASK);
+    // The command string: each value in each place, one printf each.
+    const p = (i: number) => `\${{ params.p${i} }}`;
+    const out = (form: string, i: number) => `\${{ params.dir }}/${form}-${i}`;
     tasks[`string_${batch}`] = {
       handler: 'shell',
       with: {
-        command: ids.map((i) => `printf '%s' \${{ params.p${i} }} > \${{ params.dir }}/s-${i}`).join('\n'),
+        command: ids
+          .flatMap((i) => [
+            `printf '%s' ${p(i)} > ${out('s', i)}`,
+            `printf '%s' "<${p(i)}>" > ${out('d', i)}`,
+            `printf '%s' '<${p(i)}>' > ${out('q', i)}`,
+            `: "$(printf '%s' ${p(i)} > ${out('c', i)})"`,
+          ])
+          .join('\n'),
       },
     };
     // (b) argv: the probe writes its N-th argument to DIR/<prefix>-<id>; no shell parses the values.
@@ -152,37 +180,62 @@ describe('shell: hostile parameter values', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it(
-    `${count(300, 5000)} generated values reach the probe byte for byte, in a command string and in argv`,
+    `${count(300, 5000)} generated values reach the probe byte for byte: a word, in "…", in '…', in $( … ), in argv`,
     async () => {
       const rng = seededRng('shell-injection');
       const n = count(300, 5000);
       const values = Array.from({ length: n }, () => hostileValue(rng));
       // The fixed worst cases are always among them.
-      values.splice(0, 4, `'; touch ${canary}; '`, `$(touch ${canary})`, `\`touch ${canary}\``, `-n\n-e`);
-      const loaded = loadPipelineText('injection.yaml', pipelineFor(values), {
-        registry: createBuiltinRegistry(),
-      });
-      expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
-      const store = createMemoryStore();
-      const params: Record<string, string> = { dir };
-      values.forEach((v, i) => (params[`p${i}`] = v));
+      values.splice(
+        0,
+        6,
+        `'; touch ${canary}; '`,
+        `$(touch ${canary})`,
+        `\`touch ${canary}\``,
+        `-n\n-e`,
+        `"; touch ${canary}; "`,
+        `\\"$(touch ${canary})\\`,
+      );
       const started = performance.now();
-      const run = await createRun(store, { plan: loaded.plan!, params, trigger: 'manual', now: Date.now() });
-      const done = await executeRun(run.id, {
-        store,
-        registry: createBuiltinRegistry(),
-        owner: 'test:1',
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, VAR: 'expanded' },
-      });
+      let taskCount = 0;
+      for (let first = 0; first < n; first += PER_PIPELINE) {
+        const ids = Array.from({ length: Math.min(PER_PIPELINE, n - first) }, (_, k) => first + k);
+        const loaded = loadPipelineText('injection.yaml', pipelineFor(ids), {
+          registry: createBuiltinRegistry(),
+        });
+        expect(loaded.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+        const store = createMemoryStore();
+        const params: Record<string, string> = { dir };
+        for (const i of ids) params[`p${i}`] = values[i]!;
+        const run = await createRun(store, {
+          plan: loaded.plan!,
+          params,
+          trigger: 'manual',
+          now: Date.now(),
+        });
+        const done = await executeRun(run.id, {
+          store,
+          registry: createBuiltinRegistry(),
+          owner: 'test:1',
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, VAR: 'expanded' },
+        });
+        const tasks = await store.getTaskRuns(run.id);
+        expect(tasks.filter((t) => t.state !== 'succeeded').map((t) => [t.task, t.error?.message])).toEqual(
+          [],
+        );
+        expect(done.state).toBe('succeeded');
+        taskCount += tasks.length;
+      }
       const ms = Math.round(performance.now() - started);
-      const tasks = await store.getTaskRuns(run.id);
-      expect(tasks.filter((t) => t.state !== 'succeeded').map((t) => [t.task, t.error?.message])).toEqual([]);
-      expect(done.state).toBe('succeeded');
       const mismatches: string[] = [];
       values.forEach((value, i) => {
         const expected = Buffer.from(value, 'utf8');
+        const bracketed = Buffer.concat([Buffer.from('<'), expected, Buffer.from('>')]);
         for (const [file, want] of [
           [`s-${i}`, expected],
+          [`d-${i}`, bracketed],
+          [`q-${i}`, bracketed],
+          [`c-${i}`, expected],
           [`a-${i}`, expected],
           [`b-${i}`, Buffer.concat([Buffer.from('='), expected])],
         ] as const) {
@@ -194,12 +247,53 @@ describe('shell: hostile parameter values', () => {
             );
         }
       });
-      console.log(`[reliability] shell-injection: ${n} values x 3 forms in ${tasks.length} tasks, ${ms} ms`);
+      console.log(`[reliability] shell-injection: ${n} values x 6 forms in ${taskCount} tasks, ${ms} ms`);
       expect(mismatches.slice(0, 5)).toEqual([]);
       expect(existsSync(canary)).toBe(false);
     },
     count(20_000, 300_000),
   );
+
+  it('the reported reproductions: a value inside "…" or \'…\' stays text; in a here-document body it is refused', async () => {
+    const text = (command: string) =>
+      JSON.stringify({
+        name: 'repro',
+        params: { v: { type: 'string' }, dir: { type: 'string' } },
+        tasks: { t: { handler: 'shell', with: { command } } },
+      });
+    const value = `$(touch ${canary})`;
+    for (const [command, want] of [
+      ['echo "x${{ params.v }}" > "${{ params.dir }}/r-double"', `x${value}\n`],
+      ["echo 'x${{ params.v }}' > ${{ params.dir }}/r-single", `x${value}\n`],
+    ] as const) {
+      const loaded = loadPipelineText('repro.yaml', text(command), { registry: createBuiltinRegistry() });
+      expect(loaded.diagnostics).toEqual([]);
+      const store = createMemoryStore();
+      const run = await createRun(store, {
+        plan: loaded.plan!,
+        params: { v: value, dir },
+        trigger: 'manual',
+        now: Date.now(),
+      });
+      const done = await executeRun(run.id, {
+        store,
+        registry: createBuiltinRegistry(),
+        owner: 'test:1',
+        env: { PATH: process.env.PATH },
+      });
+      expect(done.state).toBe('succeeded');
+      const file = command.includes('r-double') ? 'r-double' : 'r-single';
+      expect(readFileSync(join(dir, file), 'utf8')).toBe(want);
+    }
+    const heredoc =
+      'name: repro\nparams:\n  v: { type: string }\ntasks:\n  t:\n    handler: shell\n    with:\n      command: |\n        cat <<EOF\n        x${{ params.v }}\n        EOF\n';
+    const loaded = loadPipelineText('repro.yaml', heredoc, { registry: createBuiltinRegistry() });
+    expect(loaded.plan).toBeNull();
+    expect(loaded.diagnostics.map((d) => `${d.code} ${d.line}:${d.column}`)).toEqual([
+      'EXPRESSION_SHELL_CONTEXT 10:10',
+    ]);
+    expect(existsSync(canary)).toBe(false);
+  });
 
   it('a value holding a NUL byte fails its task for good, runs nothing', async () => {
     const text = JSON.stringify({

@@ -31,6 +31,7 @@ export async function resumeCommand(ctx: CliContext, runId: string, options: Res
   }
   const run = await prepareResume(store, runId, {
     now: Date.now(),
+    env: ctx.io.env,
     ...(options.task ? { task: options.task } : {}),
   });
   if (options.format !== 'json' && !options.quiet)

@@ -28,6 +28,7 @@ export async function runCommand(ctx: CliContext, pipeline: string, options: Run
     trigger: 'manual',
     now: Date.now(),
     owner: localOwner(),
+    env: ctx.io.env,
   });
   return executeInForeground(ctx, store, run, {
     ...options,

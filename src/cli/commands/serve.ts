@@ -1,4 +1,12 @@
 import { UsageError } from '../../errors.js';
+import {
+  createScaledClock,
+  parseTestClock,
+  systemClock,
+  TEST_CLOCK_ENV,
+  TEST_CLOCK_FORM,
+  type Clock,
+} from '../../core/clock.js';
 import { parseDuration } from '../../core/duration.js';
 import { localOwner } from '../../engine/index.js';
 import type { SchedulerEvent } from '../../schedule/events.js';
@@ -51,6 +59,7 @@ export async function serveCommand(
   const graceMs = parseDuration(options.grace);
   if (graceMs === null)
     throw new UsageError(`--grace expects a duration such as 30s or 2m, got "${options.grace}"`);
+  const clock = testClock(ctx.io.env[TEST_CLOCK_ENV]);
   const target = path ?? (await ctx.pipelinesDir());
   const registry = await ctx.registry();
   const log = (event: SchedulerEvent, at: number) => {
@@ -58,7 +67,14 @@ export async function serveCommand(
     if (event.type === 'scheduler:error' || event.type === 'file:invalid') ctx.io.stderr(line);
     else ctx.io.stdout(line);
   };
-  const watcher = createPipelineWatcher({ paths: [target], cwd: ctx.cwd, registry, onLog: log });
+  // The watcher stamps its lines with real time; the scheduler's clock instead, so that under
+  // WEFT_TEST_CLOCK every line of this log is on one timeline.
+  const watcher = createPipelineWatcher({
+    paths: [target],
+    cwd: ctx.cwd,
+    registry,
+    onLog: (event) => log(event, (clock ?? systemClock).now()),
+  });
   let loads;
   try {
     loads = await watcher.load();
@@ -105,6 +121,7 @@ export async function serveCommand(
     pipelines: watcher,
     owner: localOwner(),
     onLog: log,
+    ...(clock ? { clock } : {}),
     engine: { env: ctx.io.env },
     recoverUncreatedRuns: true,
     ...(distributed ? { queue: distributed.queue } : {}),
@@ -141,6 +158,26 @@ export async function serveCommand(
     await distributed?.stop();
   }
   return 0;
+}
+
+/**
+ * WEFT_TEST_CLOCK (the reliability suite): the scheduler, and through it the engine, run on a
+ * scaled simulated clock, so several `weft serve` processes live through hours of schedule in
+ * seconds on one timeline. Everything that decides what fires reads it: due fires and catch-up,
+ * fire records, run creation and scheduled times, interrupted-run recovery, run requests, run and
+ * heartbeat timestamps. What measures real liveness stays on real time: the poll and heartbeat
+ * intervals, the stop grace, the PostgreSQL queue's leases and housekeeping (SQL now(), shared
+ * with `weft worker`), and this command's own log lines about the HTTP server and the queue.
+ */
+function testClock(value: string | undefined): Clock | undefined {
+  if (value === undefined || value === '') return undefined;
+  const parsed = parseTestClock(value);
+  if ('problem' in parsed) {
+    throw new UsageError(`${TEST_CLOCK_ENV}: ${parsed.problem}, got "${value}"`, {
+      hint: `${TEST_CLOCK_ENV} (tests only) is ${TEST_CLOCK_FORM}, e.g. 2025-01-01T00:00:00Z@${Date.now()}x720`,
+    });
+  }
+  return createScaledClock(parsed.options);
 }
 
 const HEALTH_EVERY_MS = 15_000;

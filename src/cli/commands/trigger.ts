@@ -1,5 +1,5 @@
 import { isRunFinished } from '../../core/states.js';
-import { newRunRequestId } from '../../schedule/request-id.js';
+import { requestRun } from '../../schedule/request-run.js';
 import type { CliContext } from '../context.js';
 import { paintState } from '../render/states.js';
 import { loadPlanForCommand, paramsForCommand } from './common.js';
@@ -29,8 +29,7 @@ export async function triggerCommand(
   const plan = await loadPlanForCommand(ctx, pipeline);
   const params = paramsForCommand(plan, options.param);
   const store = await ctx.store();
-  const id = newRunRequestId(Date.now());
-  await store.requestRun({ id, pipeline: plan.name, params, requestedAt: new Date().toISOString() });
+  const { id } = await requestRun(store, { plan, params, env: ctx.io.env, now: Date.now() });
   ctx.io.stdout(`request ${id}\n`);
   if (!options.wait) {
     // The server takes requests within a second: give it a moment so the run id can be printed,

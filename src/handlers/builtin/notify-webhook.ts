@@ -183,7 +183,8 @@ function maskStrings<T extends JsonValue>(value: T, mask: ((text: string) => str
   if (value !== null && typeof value === 'object') {
     const out: JsonObject = {};
     for (const [key, item] of Object.entries(value)) {
-      Object.defineProperty(out, key, {
+      // Keys too: a param or an output may be keyed by a secret.
+      Object.defineProperty(out, mask(key), {
         value: maskStrings(item, mask),
         enumerable: true,
         writable: true,

@@ -34,6 +34,12 @@ export const STDERR_TAIL_LINES = 20;
 /** A "line" without a newline this long is logged in pieces rather than held in memory. */
 const MAX_LINE_CHARS = 64 * 1024;
 const MAX_TAIL_LINE_CHARS = 500;
+/**
+ * Text kept past a cut (of stdout, of an over-long line) and masked along with what is kept, so
+ * that a secret up to this long lying across the cut is masked whole instead of leaving its first
+ * characters on the kept side.
+ */
+const MASK_LOOKAHEAD = 16 * 1024;
 const GROUP_POLL_MS = 50;
 const KILL_WAIT_MS = 1000;
 
@@ -78,8 +84,9 @@ const SHELL_ARGS_SCHEMA: JsonSchema = {
   properties: {
     command: {
       description:
-        'A script run by /bin/sh -c (expressions substituted into it are quoted as one shell word), ' +
-        'or an argv array run directly, without a shell.',
+        'A script run by /bin/sh -c (an expression substituted into it is quoted for where it stands: as a ' +
+        'word, inside "…" or inside \'…\', so the script receives exactly its value; elsewhere, such as in ' +
+        'backticks or a here-document, weft validate refuses it), or an argv array run directly, without a shell.',
       examples: ['pg_dump "$DATABASE_URL" > dump.sql', ['python', 'etl.py', '--date', '${{ params.date }}']],
       oneOf: [
         { type: 'string', minLength: 1 },
@@ -143,14 +150,16 @@ async function runShell(
     reject: false,
   });
 
-  const captured = createCapture(stdoutLimit);
-  const stdoutLines = createLineSplitter((line) => ctx.log.stdout(line));
+  // Outside the engine (runHandler, direct calls) there may be no masker: nothing is secret then.
+  const mask: Masker = ctx.mask ?? ((text) => text);
+  const captured = createCapture(stdoutLimit, mask);
+  const stdoutLines = createLineSplitter((line) => ctx.log.stdout(line), mask);
   const stderrTail: string[] = [];
   const stderrLines = createLineSplitter((line) => {
     ctx.log.stderr(line);
-    stderrTail.push(line.length > MAX_TAIL_LINE_CHARS ? `${line.slice(0, MAX_TAIL_LINE_CHARS)}…` : line);
+    stderrTail.push(tailLine(line, mask));
     if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
-  });
+  }, mask);
   child.stdout?.on('data', (chunk: Buffer) => {
     captured.write(chunk);
     stdoutLines.write(chunk);
@@ -199,6 +208,19 @@ async function runShell(
   throw result.code === 'ENOENT' || result.code === 'EACCES'
     ? new NonRetryableError(message)
     : new Error(message);
+}
+
+type Masker = (text: string) => string;
+
+/**
+ * A stderr line as quoted in the error, at most MAX_TAIL_LINE_CHARS. IMPORTANT: masked BEFORE it
+ * is cut; the engine masks the error again, but by then a secret cut in two is no longer a secret
+ * it can find, and its first characters would be stored.
+ */
+function tailLine(line: string, mask: Masker): string {
+  if (line.length <= MAX_TAIL_LINE_CHARS) return line;
+  const masked = mask(line);
+  return masked.length > MAX_TAIL_LINE_CHARS ? `${masked.slice(0, MAX_TAIL_LINE_CHARS)}…` : masked;
 }
 
 /** weft's environment for the task, then the task's own `env`; undefined entries dropped. */
@@ -276,8 +298,12 @@ interface LineSplitter {
   end(): void;
 }
 
-/** Splits a byte stream into lines as it arrives (UTF-8 safe across chunks, CRLF tolerated). */
-function createLineSplitter(emit: (line: string) => void): LineSplitter {
+/**
+ * Splits a byte stream into lines as it arrives (UTF-8 safe across chunks, CRLF tolerated). A line
+ * longer than MAX_LINE_CHARS is emitted in pieces; each cut is made in masked text with
+ * MASK_LOOKAHEAD characters held back, so no piece ends in the start of a secret.
+ */
+function createLineSplitter(emit: (line: string) => void, mask: Masker): LineSplitter {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   const flush = (text: string): void => emit(text.endsWith('\r') ? text.slice(0, -1) : text);
@@ -291,9 +317,13 @@ function createLineSplitter(emit: (line: string) => void): LineSplitter {
         start = newline + 1;
       }
       pending = pending.slice(start);
-      if (pending.length >= MAX_LINE_CHARS) {
-        emit(pending);
-        pending = '';
+      if (pending.length >= MAX_LINE_CHARS + MASK_LOOKAHEAD) {
+        // Secrets wholly inside `pending` become ***; one only begun in the held-back part is
+        // completed by the next chunk. The held-back text is kept masked: masking is idempotent.
+        const masked = mask(pending);
+        const cut = Math.max(masked.length - MASK_LOOKAHEAD, 0);
+        emit(masked.slice(0, cut));
+        pending = masked.slice(cut);
       }
     },
     end() {
@@ -304,29 +334,39 @@ function createLineSplitter(emit: (line: string) => void): LineSplitter {
   };
 }
 
-/** Keeps the first `limit` bytes of stdout and counts the rest. */
-function createCapture(limit: number): { write(chunk: Buffer): void; text(): string } {
+/**
+ * Keeps the first `limit` bytes of stdout (and MASK_LOOKAHEAD more, to mask across the cut) and
+ * counts the rest.
+ */
+function createCapture(limit: number, mask: Masker): { write(chunk: Buffer): void; text(): string } {
   const chunks: Buffer[] = [];
+  const keep = limit + MASK_LOOKAHEAD;
   let kept = 0;
-  let dropped = 0;
+  let total = 0;
   return {
     write(chunk) {
-      const room = limit - kept;
-      if (room >= chunk.length) {
-        chunks.push(chunk);
-        kept += chunk.length;
-      } else {
-        if (room > 0) chunks.push(chunk.subarray(0, room));
-        kept += Math.max(room, 0);
-        dropped += chunk.length - Math.max(room, 0);
-      }
+      total += chunk.length;
+      const room = keep - kept;
+      if (room <= 0) return;
+      const part = room >= chunk.length ? chunk : chunk.subarray(0, room);
+      chunks.push(part);
+      kept += part.length;
     },
     text() {
-      let text = Buffer.concat(chunks).toString('utf8');
-      if (dropped === 0) return text.endsWith('\n') ? text.slice(0, text.endsWith('\r\n') ? -2 : -1) : text;
+      const all = Buffer.concat(chunks);
+      if (total <= limit) {
+        const text = all.toString('utf8');
+        return text.endsWith('\n') ? text.slice(0, text.endsWith('\r\n') ? -2 : -1) : text;
+      }
+      // IMPORTANT: masked before the cut, so a secret across byte `limit` is *** rather than its
+      // first bytes (which the engine's own masking could no longer recognise).
+      const masked = Buffer.from(mask(all.toString('utf8')), 'utf8');
       // The cut may fall inside a multi-byte character: drop its remains rather than show U+FFFD.
-      text = text.replace(/\uFFFD+$/, '');
-      return `${text}\n[weft: stdout truncated to ${limit} bytes, ${dropped} more bytes not kept]`;
+      const text = masked
+        .subarray(0, limit)
+        .toString('utf8')
+        .replace(/\uFFFD+$/, '');
+      return `${text}\n[weft: stdout truncated to ${limit} bytes, ${total - limit} more bytes not kept]`;
     },
   };
 }

@@ -364,8 +364,7 @@ function eachExecutor<P>(run: (client: pg.PoolClient, payload: P) => Promise<Out
   };
 }
 
-/** [pipeline, scheduledFor, outcome, reason, runId, recordedAt]. */
-export const recordFireExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(async (client, values) => {
+const insertFires = eachExecutor<readonly SqlValue[]>(async (client, values) => {
   const result = await client.query(
     prepared(
       `INSERT INTO fires (pipeline, scheduled_for, outcome, reason, run_id, recorded_at)
@@ -375,6 +374,25 @@ export const recordFireExecutor: GroupExecutor = eachExecutor<readonly SqlValue[
   );
   return ok((result.rowCount ?? 0) > 0);
 });
+
+/**
+ * [pipeline, scheduledFor, outcome, reason, runId, recordedAt]. IMPORTANT: inserted in (pipeline,
+ * scheduledFor) order. Schedulers on one store insert the same fires of a tick, several in one
+ * transaction: in arrival order, two of them would each wait for a row the other inserted (a
+ * deadlock, broken only after deadlock_timeout, a second by default, at every such tick).
+ */
+export const recordFireExecutor: GroupExecutor = async (client, payloads) => {
+  const rows = payloads as readonly (readonly SqlValue[])[];
+  const key = (i: number) => `${String(rows[i]![0])}\0${String(rows[i]![1])}`;
+  const order = rows.map((_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const inserted = await insertFires(
+    client,
+    order.map((i) => rows[i]!),
+  );
+  const outcomes = new Array<Outcome>(rows.length);
+  order.forEach((i, k) => (outcomes[i] = inserted[k]!));
+  return outcomes;
+};
 
 /** [id, pipeline, paramsText, requestedAt]. */
 export const requestRunExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(async (client, values) => {

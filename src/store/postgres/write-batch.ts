@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type pg from 'pg';
+import { failpoint } from '../../core/failpoint.js';
 
 /**
  * Group commit for the PostgreSQL store.
@@ -105,6 +106,11 @@ export interface BatchWrite {
   sequenced?: boolean;
   /** Runs in a step of its own, after every write before it and before every write after it. */
   barrier?: boolean;
+  /**
+   * A failpoint hit once this write has run, ok, and before its transaction's COMMIT (failpoint.ts).
+   * Its batch always runs as BEGIN … COMMIT, never as a single statement, so the window exists.
+   */
+  beforeCommit?: string;
 }
 
 export interface WriteQueueOptions {
@@ -297,7 +303,11 @@ export class PgWriteQueue {
     const outcomes: Outcome[] = new Array<Outcome>(batch.length);
     const logs = batch.some((item) => item.write.sequenced);
     // One step of parts is one statement: sent alone it is its own transaction (one round trip).
-    const single = !logs && steps.length === 1 && steps[0]!.every((group) => 'part' in group[0]!.write.run);
+    const single =
+      !logs &&
+      steps.length === 1 &&
+      steps[0]!.every((group) => 'part' in group[0]!.write.run) &&
+      !batch.some((item) => item.write.beforeCommit !== undefined);
     const client = await this.#pool.connect();
     let broken = false;
     try {
@@ -308,6 +318,9 @@ export class PgWriteQueue {
       await client.query(logs ? `BEGIN; ${this.#options.logLockSql}` : 'BEGIN');
       try {
         for (const groups of steps) await runStep(client, groups, index, outcomes);
+        batch.forEach((item, i) => {
+          if (item.write.beforeCommit !== undefined && outcomes[i]!.ok) failpoint(item.write.beforeCommit);
+        });
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {

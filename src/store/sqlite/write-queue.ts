@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { failpoint } from '../../core/failpoint.js';
 
 /**
  * Group commit for a synchronous SQLite connection.
@@ -17,6 +18,8 @@ import type { Database } from 'better-sqlite3';
 
 interface QueuedWrite {
   apply: () => unknown;
+  /** A failpoint hit once this write has run and before its batch's COMMIT (failpoint.ts). */
+  beforeCommit?: string;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   /** Set when the write failed on its own; its promise is rejected after the batch commits. */
@@ -46,9 +49,10 @@ export class WriteQueue {
     return this.#queue.length;
   }
 
-  enqueue<T>(apply: () => T): Promise<T> {
+  /** `beforeCommit` names a failpoint for the window between this write and its COMMIT. */
+  enqueue<T>(apply: () => T, beforeCommit?: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ apply, resolve: resolve as (value: unknown) => void, reject });
+      this.#queue.push({ apply, beforeCommit, resolve: resolve as (value: unknown) => void, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         // setImmediate rather than a microtask: writes issued by many promise chains resolving in
@@ -94,6 +98,8 @@ export class WriteQueue {
           write.failure = error;
         }
       }
+      for (const write of batch)
+        if (write.beforeCommit !== undefined && write.failure === undefined) failpoint(write.beforeCommit);
       db.exec('COMMIT');
     } catch (error) {
       if (db.inTransaction) {

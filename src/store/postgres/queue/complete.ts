@@ -1,3 +1,4 @@
+import { failpoint } from '../../../core/failpoint.js';
 import type { ClaimedTask, TaskCompletion } from '../../../worker/queue-port.js';
 import type { QueueConnection } from './connection.js';
 import { coordinate } from './coordinate.js';
@@ -22,5 +23,7 @@ export async function complete(
   const { accepted, claimed } = await conn.transaction((client) =>
     coordinate(conn, client, reports, [], next ? { workerId, ...next } : undefined),
   );
+  // Committed: results recorded, the next tasks leased and their attempts started, nothing run.
+  if (claimed.length > 0) failpoint('after-completion-claim');
   return { recorded: completions.map((c) => accepted.has(reportKey(c.runId, c.task))), claimed };
 }

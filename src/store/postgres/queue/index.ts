@@ -107,8 +107,8 @@ class PostgresTaskQueue implements TaskQueue {
     return startAttempt(this.#conn, workerId, claimed);
   }
 
-  renewLeases(workerId: string, leaseMs: number): Promise<LeaseRenewal> {
-    return renewLeases(this.#conn, workerId, leaseMs);
+  renewLeases(workerId: string, leaseMs: number, leases?: readonly number[]): Promise<LeaseRenewal> {
+    return renewLeases(this.#conn, workerId, leaseMs, leases);
   }
 
   releaseLeases(workerId: string): Promise<void> {

@@ -15,7 +15,14 @@ export async function notifyWakes(client: pg.PoolClient, writes: WriteSet): Prom
   if (payloads.length > 0) await client.query(prepared(NOTIFY_SQL, [payloads]));
 }
 
-/** LISTENs on its own connection (not the pool's); returns how to stop. */
+/** How long after losing its connection the listener connects again. */
+const RELISTEN_MS = 1000;
+
+/**
+ * LISTENs on its own connection (not the pool's); returns how to stop. A lost connection is
+ * replaced by ONE new one a moment later, again until it listens; the worker's fallback poll
+ * covers the notifications sent meanwhile.
+ */
 export async function listen(
   conn: QueueConnection,
   onWake: (queue: string | null) => void,
@@ -23,32 +30,52 @@ export async function listen(
   let stopped = false;
   let client: pg.Client | undefined;
   let retry: NodeJS.Timeout | undefined;
-  const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: conn.url });
+  const ignore = () => undefined;
+  const again = () => {
+    if (stopped || conn.closed || retry !== undefined) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      open().catch(again);
+    }, RELISTEN_MS);
+    retry.unref();
+  };
+  const open = async (): Promise<void> => {
+    // Bounded like the pool's connections: a connect that hangs would stop listening for good.
+    const next = new pg.Client({ connectionString: conn.url, connectionTimeoutMillis: 10_000 });
+    let listening = false;
     next.on('notification', (message) => {
       if (message.channel !== QUEUE_CHANNEL) return;
       const payload = message.payload ?? '';
       if (payload === 'h') onWake(null);
       else if (payload.startsWith('q:')) onWake(payload.slice(2));
     });
-    // A lost connection: listen again shortly; the worker's fallback poll covers the gap.
-    const lost = () => {
+    // A connection that dies while connecting or LISTENing both rejects below and emits 'error':
+    // only one of the two may start the next attempt, or every such loss doubles the listeners.
+    next.on('error', () => {
+      if (!listening) return;
+      listening = false;
       conn.listeners.delete(next);
-      next.removeAllListeners('error');
-      next.on('error', () => undefined);
-      void next.end().catch(() => undefined);
-      if (stopped || conn.closed) return;
-      retry = setTimeout(() => void connect().catch(lost), 1000);
-      retry.unref();
-    };
-    next.on('error', lost);
-    await next.connect();
-    await next.query(`LISTEN ${QUEUE_CHANNEL}`);
+      if (client === next) client = undefined;
+      void next.end().catch(ignore);
+      again();
+    });
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${QUEUE_CHANNEL}`);
+    } catch (error) {
+      void next.end().catch(ignore);
+      throw error;
+    }
+    if (stopped || conn.closed) {
+      await next.end().catch(ignore);
+      return;
+    }
+    listening = true;
     client = next;
     conn.listeners.add(next);
   };
   try {
-    await connect();
+    await open();
   } catch (error) {
     throw queueError(conn.location, 'cannot listen on', error);
   }
@@ -57,7 +84,7 @@ export async function listen(
     clearTimeout(retry);
     if (client) {
       conn.listeners.delete(client);
-      await client.end().catch(() => undefined);
+      await client.end().catch(ignore);
     }
   };
 }

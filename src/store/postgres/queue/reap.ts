@@ -7,8 +7,13 @@ import { startRun } from './start-run.js';
 import { reportKey } from './write-set.js';
 
 const REAP_BATCH = 500;
-/** A run still `queued` this long after it was created was never handed over (see reap). */
-const ORPHAN_AFTER_MS = 60_000;
+/**
+ * A run still `queued` (without an owner) this long after it was created was never handed over
+ * (see reap). Its creator hands it over within milliseconds, and taking it here too is harmless
+ * (startRun takes a `queued` run once, under its row lock): the wait only leaves the creator the
+ * first go, and must not leave a run whose hand-over failed waiting long.
+ */
+const ORPHAN_AFTER_MS = 5000;
 /** Runs coordinated per transaction by the reaper. */
 const REAP_RUNS_PER_TX = 50;
 
