@@ -192,7 +192,6 @@ export async function runHook(
       mask: runner.masker,
     };
     await handler.run(args ?? undefined, ctx);
-    await store.updateHook(run.id, record.key, { state: 'done', finishedAt: toIso(runner.now()) });
   } catch (caught) {
     const info = toErrorInfo(caught);
     const error: ErrorInfo = { ...info, message: runner.masker(info.message) };
@@ -214,5 +213,9 @@ export async function runHook(
       message: `hook ${record.key} (handler ${record.handler}) failed: ${error.message}`,
     });
     await store.updateHook(run.id, record.key, { state: 'failed', error, finishedAt: toIso(runner.now()) });
+    return;
   }
+  // Outside the catch: the store failing to record it done is not the hook failing. It escapes,
+  // and the hook, still pending, runs again (at least once).
+  await store.updateHook(run.id, record.key, { state: 'done', finishedAt: toIso(runner.now()) });
 }

@@ -12,6 +12,7 @@ import {
 } from 'yaml';
 import type { Diagnostic, DiagnosticCode, DocPath } from '../errors.js';
 import { BuildLimitError, buildValue, isEmptyScalar, tagMessage } from './build-value.js';
+import { decodeUtf8 } from './decode-utf8.js';
 import { MAX_NESTING_DEPTH, MAX_PIPELINE_BYTES } from './load-limits.js';
 import { createSourceDocument } from './source-document.js';
 import type { SourceDocument } from './source.js';
@@ -96,12 +97,19 @@ export function parsePipelineText(
   }
   if (doc === null) return done(null, undefined);
 
-  const report = (error: YAMLError, severity: Diagnostic['severity']) => {
-    const code = yamlCode(error);
-    at(error.pos[0], code, yamlMessage(error), code === 'YAML_TAG' ? 'error' : severity);
-  };
-  for (const error of doc.errors) report(error, 'error');
-  for (const warning of doc.warnings) report(warning, 'warning');
+  const report = (error: YAMLError) => at(error.pos[0], yamlCode(error), yamlMessage(error));
+  for (const error of doc.errors) report(error);
+  // IMPORTANT: yaml's warnings are errors here. Each one (an unknown `%FOO` directive, an
+  // unsupported version, a misplaced flow end, an unresolved tag) means the file does not say
+  // exactly what it seems to, and a pipeline that "validates with warnings" would still run.
+  for (const warning of doc.warnings) report(warning);
+  for (const directive of yamlVersionDirectives(tokens)) {
+    at(
+      directive.offset,
+      'YAML_SYNTAX',
+      `weft reads YAML 1.2 only, but this file declares %YAML ${directive.version}: 1.1 meanings (yes/no booleans, sexagesimal numbers, …) would not apply`,
+    );
+  }
   if (diagnostics.some((d) => d.severity === 'error')) return done(doc, undefined);
 
   if (doc.contents === null || isEmptyScalarDocument(doc)) {
@@ -133,7 +141,7 @@ export async function readPipelineFile(
     source: createSourceDocument(path, '', null, new LineCounter(), undefined),
     diagnostics: [fileDiagnostic(path, code, message)],
   });
-  let text: string;
+  let bytes: Buffer;
   try {
     // stat first so a huge file is refused without reading it into memory.
     const info = await stat(path);
@@ -144,13 +152,31 @@ export async function readPipelineFile(
         `${path} is ${info.size} bytes, more than the ${MAX_PIPELINE_BYTES} allowed`,
       );
     }
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     const reason =
       (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String((error as Error).message);
     return failed('FILE_UNREADABLE', `cannot read ${path}: ${reason}`);
   }
-  return parsePipelineText(path, text);
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) {
+    const hex = decoded.byte.toString(16).padStart(2, '0');
+    return {
+      source: createSourceDocument(path, '', null, new LineCounter(), undefined),
+      diagnostics: [
+        {
+          code: 'YAML_ENCODING',
+          severity: 'error',
+          message: `the file is not valid UTF-8: byte 0x${hex} (byte offset ${decoded.offset}) does not start a valid UTF-8 character`,
+          file: path,
+          line: decoded.line,
+          column: decoded.column,
+          path: [],
+        },
+      ],
+    };
+  }
+  return parsePipelineText(path, decoded.text);
 }
 
 function fileDiagnostic(file: string, code: DiagnosticCode, message: string): Diagnostic {
@@ -170,6 +196,25 @@ function yamlMessage(error: YAMLError): string {
     return tagMessage(error.message.replace(/^Unresolved tag:\s*/, ''));
   const text = error.message.split('\n')[0] ?? error.message;
   return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+/**
+ * `%YAML` directives that name a version other than 1.2. yaml accepts 1.1 silently (and warns
+ * about others, which are reported as errors already), but weft always reads the 1.2 core schema.
+ */
+function yamlVersionDirectives(tokens: readonly CST.Token[]): { offset: number; version: string }[] {
+  const found: { offset: number; version: string }[] = [];
+  for (const token of tokens) {
+    if (token.type !== 'directive') continue;
+    const match = /^%YAML[ \t]+(\S+)/.exec(token.source);
+    // Versions yaml does not know are its own BAD_DIRECTIVE warning: don't report them twice.
+    if (match?.[1] === '1.1')
+      found.push({
+        offset: token.offset + match.index + match[0].length - match[1].length,
+        version: match[1],
+      });
+  }
+  return found;
 }
 
 function isEmptyScalarDocument(doc: Document.Parsed): boolean {

@@ -330,7 +330,14 @@ async function chaos(
   const started = Date.now();
   await Promise.all([submitting(RUNS_BEFORE, 300), blips(BLIPS_BEFORE)]);
   const mode: RefuseMode = rng.pick(['reset', 'closed', 'hangup'] as const);
-  await pause(100 + rng.int(300));
+  // The outage begins while attempts run: their results cannot be written, their leases expire.
+  await load.submit();
+  await pause(rng.int(300));
+  await waitFor(
+    async () => (await db.query(`SELECT 1 FROM attempts WHERE state = 'running' LIMIT 1`)).length > 0,
+    10_000,
+    'an attempt in flight',
+  );
 
   // The outage: everything cut, nothing accepted; runs are still asked for (their wakes are lost).
   const outageAt = Date.now();

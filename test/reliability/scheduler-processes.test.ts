@@ -3,13 +3,17 @@
 // WEFT_TEST_CLOCK (a scaled clock: hours of schedule in seconds). Pipelines: the reference
 // schedules (every 5 minutes, every 6 hours) and one every-5-minutes pipeline per catchup policy.
 //  1. Chaos: every 1–3 simulated hours (30–90 minutes in the CI tier) one scheduler is killed
-//     (SIGKILL) at a random moment and restarted, with the same clock, 0–15 simulated minutes later.
+//     (SIGKILL) at a random moment and restarted, with the same clock, 0–15 simulated minutes later
+//     (plus the time node takes to start: about 12 simulated minutes per real second).
 //  2. A 3-hour total outage: every scheduler killed, all restarted 3 simulated hours later.
 //  3. A 1-hour clock rewind: every scheduler stopped (SIGTERM), all restarted an hour earlier.
 // Then, against the store: every cron time from the first start to the last stop has exactly one
 // fire record, as the phase it fell in says (ran while up; during the outage as its catchup policy
 // says), one run per fire that ran and none for the others, no duplicate (pipeline,
-// scheduled_for), every run succeeded, and the rewound hour changed no record.
+// scheduled_for), every run succeeded, and the rewound hour changed no record. Each phase starts on
+// a clock that stands still until all its schedulers are up, so their downtime decisions are exact.
+// At 720x, the scheduler's 60 s grace for a late fire is 83 ms of real time: the few outcomes a
+// loaded machine's lag can explain (see lagExplanation) are accepted, named and counted.
 // The CI tier: 2 schedulers, 2 simulated hours of chaos; WEFT_CHAOS=full: 2 and 3, 48 hours.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -269,10 +273,12 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
    *  - skipped (overlap: skip) because a run of its pipeline was still going in a scheduler that
    *    was alive (a skip for a run whose scheduler had died would be a bug);
    *  - decided missed (or caught up) by a restarting scheduler that found it unrecorded past the
-   *    grace, while a live one was late with it: that one tried it, and found it taken;
-   *  - missed by a scheduler paused past the next fire (the documented rule for a pause).
+   *    grace, while a live one was late with it, by less than a tick: that one tried it, and
+   *    found it taken.
+   * A scheduler stalled for a tick or more is not excused: that is how a one-second deadlock
+   * between two schedulers showed (fixed in the PostgreSQL store's recordFire).
    */
-  const lagExplanation = (f: FireFact, stepMs: number): string | null => {
+  const lagExplanation = (f: FireFact): string | null => {
     const late = f.recordedAt - f.at;
     if (f.outcome === 'skipped') {
       const blocker = /run (r_\w+) of this pipeline is still running/.exec(f.reason ?? '')?.[1];
@@ -282,10 +288,9 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
     }
     const tried = everyProcess.some((p) => p.taken.has(`${f.pipeline}@${f.at}`));
     const caughtUp = f.outcome === 'missed' || f.reason?.startsWith('catch-up') === true;
-    if (caughtUp && late > LATE_GRACE_MS && tried) return 'decided late at a restart';
-    if (f.outcome === 'missed' && late >= stepMs && f.reason?.includes('paused') === true)
-      return 'missed in a pause';
-    return null;
+    return caughtUp && late > LATE_GRACE_MS && late < 5 * MINUTE && tried
+      ? 'decided late at a restart'
+      : null;
   };
   const explained: string[] = [];
   let generation = 0;
@@ -356,6 +361,7 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
   );
   const chaosEnd = Math.max(S0, Math.min(...firstTick.values()) - 5 * MINUTE) + hours * HOUR;
   let kills = 0;
+  const downtimes: number[] = [];
   for (;;) {
     const killAt = phase1.clock.now() + KILL_EVERY_MIN + rng.int(KILL_EVERY_SPREAD);
     if (killAt > chaosEnd - 20 * MINUTE) break;
@@ -364,10 +370,11 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
     deaths.set(phase1.live.get(name)!, phase1.clock.now());
     await phase1.live.get(name)!.stop('SIGKILL');
     kills += 1;
-    await until(phase1.clock, phase1.clock.now() + rng.int(16 * MINUTE));
+    const killedAt = phase1.clock.now();
+    await until(phase1.clock, killedAt + rng.int(16 * MINUTE));
     const back = serve(name, phase1.value);
     phase1.live.set(name, back);
-    await back.started;
+    downtimes.push(ms((await back.started).ts) - killedAt);
   }
   const killedAll = nextMid(Math.max(chaosEnd, phase1.clock.now()));
   await until(phase1.clock, killedAll);
@@ -404,7 +411,7 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
       const want = expected.get(f.at);
       if (want === 'caught-up' && (f.outcome === 'ran' || f.outcome === 'queued')) return 'caught-up';
       if (want === 'ran' && f.outcome !== 'ran') {
-        const why = lagExplanation(f, p.stepMs);
+        const why = lagExplanation(f);
         if (why) {
           explained.push(`${p.name} ${iso(f.at)} ${f.outcome}: ${why}`);
           return 'ran';
@@ -424,6 +431,7 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
       `${facts.runs.length} runs, fires ${JSON.stringify(Object.fromEntries(checks.map((c) => [c.p.name, c.byOutcome])))}, ` +
       `slowest fire recorded ${Math.round(lag / 1000)} s (simulated) after its time, ` +
       `${explained.length} explained by lag${explained.length > 0 ? ` (${explained.join('; ')})` : ''}, ` +
+      `victims down ${downtimes.length === 0 ? '-' : `${Math.round(Math.min(...downtimes) / MINUTE)}–${Math.round(Math.max(...downtimes) / MINUTE)}`} min, ` +
       `slowest start ${(Math.max(...everyProcess.map((p) => p.startupMs)) / 1000).toFixed(1)} s, ` +
       `${((Date.now() - realStart) / 1000).toFixed(1)} s real`,
   );

@@ -241,9 +241,10 @@ export function registryFor(secrets: Secrets, probes: Probe[]): HandlerRegistry 
 }
 
 function cellText(value: unknown): string {
-  if (value === null || value === undefined) return '';
   if (Buffer.isBuffer(value)) return value.toString('utf8');
-  return String(value);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return value.toString();
+  return '';
 }
 
 /**

@@ -386,6 +386,7 @@ describe('secrets never leak', () => {
     const all = [secrets.token, secrets.password];
     const env = envFor(secrets);
     const given = paramsFor(secrets);
+    const header = `Bearer ${secrets.token}`;
     const project = tempProject({ 'pipelines/triggered.yaml': TRIGGERED(receiver.url) });
     const storeFile = join(project.dir, 'weft.db');
     const store = createSqliteStore(storeFile);
@@ -409,7 +410,7 @@ describe('secrets never leak', () => {
           'triggered',
           '--wait',
           '--param',
-          `header=${String(given.header)}`,
+          `header=${header}`,
           '--param',
           `config=${JSON.stringify(given.config)}`,
         ],
@@ -434,7 +435,7 @@ describe('secrets never leak', () => {
       expect(run.state).toBe('succeeded');
       // The shell task hashed the header it was given: the real one, not the sealed form.
       const logs = (await store.getLogs(run.id)).map((l) => l.message).join('\n');
-      const sha = createHash('sha256').update(String(given.header)).digest('hex');
+      const sha = createHash('sha256').update(header).digest('hex');
       expect(logs).toContain(sha);
       expect(logs).toContain(`header Bearer ${MASK}`);
       expect(receiver.bodies.map((b) => b.path)).toEqual(['/triggered']);

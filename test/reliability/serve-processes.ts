@@ -123,8 +123,8 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
       problems.push(`${name}: ${line}`);
   };
   for (const [stream, isStderr] of [
-    [child.stdout!, false],
-    [child.stderr!, true],
+    [child.stdout, false],
+    [child.stderr, true],
   ] as const) {
     let buffered = '';
     stream.on('data', (chunk: Buffer) => {

@@ -165,9 +165,10 @@ export async function serveCommand(
  * scaled simulated clock, so several `weft serve` processes live through hours of schedule in
  * seconds on one timeline. Everything that decides what fires reads it: due fires and catch-up,
  * fire records, run creation and scheduled times, interrupted-run recovery, run requests, run and
- * heartbeat timestamps. What measures real liveness stays on real time: the poll and heartbeat
- * intervals, the stop grace, the PostgreSQL queue's leases and housekeeping (SQL now(), shared
- * with `weft worker`), and this command's own log lines about the HTTP server and the queue.
+ * heartbeat timestamps, every scheduler log line. What measures real liveness stays on real time:
+ * the poll and heartbeat intervals, the stop grace, the PostgreSQL queue's leases and
+ * housekeeping and the times it stamps on the runs workers execute (SQL now(), shared with `weft
+ * worker`), the HTTP server's views, and this command's own lines about the server and the queue.
  */
 function testClock(value: string | undefined): Clock | undefined {
   if (value === undefined || value === '') return undefined;
