@@ -115,14 +115,6 @@ function sealString(text: string, needles: readonly Needle[]): JsonValue {
   return { [SECRET_TEXT_TAG]: parts.map((p) => (typeof p === 'string' ? p : { ...p })) };
 }
 
-/** Whether a value holds a sealed secret or an escaped object anywhere (stored params mostly do not). */
-export function hasSealedParts(value: JsonValue): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  if (Array.isArray(value)) return value.some(hasSealedParts);
-  if (tagOf(value) !== null) return true;
-  return Object.values(value).some(hasSealedParts);
-}
-
 function tagOf(value: JsonObject): string | null {
   const keys = Object.keys(value);
   return keys.length === 1 && keys[0]!.startsWith(TAG_PREFIX) ? keys[0]! : null;

@@ -131,13 +131,13 @@ describe('parsePipelineText', () => {
     expect(paths('base: &b { k: 1, k: 2 }\nuse: *b\n')).toEqual([[['base', 'k'], '1:18']]);
   });
 
-  it('keeps the value when yaml only warns, and reports the warning', () => {
+  it('reports what yaml only warns about as an error, and keeps no value', () => {
     const { source, diagnostics } = parsePipelineText('p.yaml', '%FOO bar\n---\na: 1\n');
     expect(diagnostics.map((d) => `${d.code} ${d.severity} ${d.line}:${d.column}`)).toEqual([
-      'YAML_SYNTAX warning 1:1',
+      'YAML_SYNTAX error 1:1',
     ]);
     expect(diagnostics[0]!.message).toBe('unknown directive %FOO');
-    expect(source.value).toEqual({ a: 1 });
+    expect(source.value).toBeUndefined();
   });
 
   it('reports syntax errors and a second document', () => {

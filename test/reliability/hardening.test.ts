@@ -2,11 +2,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '../../src/core/json.js';
 import { createRun } from '../../src/engine/create-run.js';
 import { createMasker, maskValue } from '../../src/engine/mask.js';
 import { quoteShellWord } from '../../src/handlers/shell-quote.js';
+import { decodeUtf8 } from '../../src/pipeline/decode-utf8.js';
 import { resolveTemplate } from '../../src/pipeline/expressions.js';
 import {
   MAX_ALIAS_COUNT,
@@ -196,5 +198,106 @@ describe('objects keyed by user input have no prototype', () => {
     expect(Object.hasOwn(masked, '__proto__')).toBe(true);
     expect(masked.__proto__).toEqual({ polluted: '***' });
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+});
+
+describe('errors, not warnings: bad bytes and directives the loader cannot honour', () => {
+  /** Writes raw bytes to a file and reads it as the CLI does; returns "CODE line:column" per problem. */
+  const fileCodes = async (...parts: (string | number[])[]): Promise<string[]> => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-utf8-'));
+    try {
+      const file = join(dir, 'p.yaml');
+      writeFileSync(
+        file,
+        Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p)))),
+      );
+      const read = await readPipelineFile(file);
+      return read.diagnostics.map((d) => `${d.code} ${d.severity} ${d.line}:${d.column}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('invalid UTF-8 in a file is YAML_ENCODING at the first bad byte, never U+FFFD in the value', async () => {
+    // In a quoted description: `description: "ab` is 16 characters, the bad byte is column 17.
+    expect(await fileCodes('name: x\ndescription: "ab', [0xff, 0xfe], '"\n')).toEqual([
+      'YAML_ENCODING error 2:17',
+    ]);
+    // In a comment, after a valid two-byte character: columns count characters, not bytes.
+    expect(await fileCodes('name: x\n# \u00e9 ', [0xc3], '\ntasks: {}\n')).toEqual([
+      'YAML_ENCODING error 2:5',
+    ]);
+    // A lead byte cut off by the end of the file.
+    expect(await fileCodes('name: x\n', [0xe2, 0x82])).toEqual(['YAML_ENCODING error 2:1']);
+    // Well-formed-looking but forbidden: an overlong `/`, a UTF-16 surrogate, a code point > U+10FFFF.
+    expect(await fileCodes('a: ', [0xc0, 0xaf], '\n')).toEqual(['YAML_ENCODING error 1:4']);
+    expect(await fileCodes('a: b', [0xed, 0xa0, 0x80], '\n')).toEqual(['YAML_ENCODING error 1:5']);
+    expect(await fileCodes('a: b', [0xf4, 0x90, 0x80, 0x80], '\n')).toEqual(['YAML_ENCODING error 1:5']);
+    // The first of several bad bytes is the one reported.
+    expect(await fileCodes('a: 1\nb: ', [0x80], '\nc: ', [0xff], '\n')).toEqual(['YAML_ENCODING error 2:4']);
+  });
+
+  it('a BOM is accepted (and not counted as a column); valid multi-byte text is untouched', async () => {
+    expect(await fileCodes([0xef, 0xbb, 0xbf], 'name: x\n')).toEqual([]);
+    expect(await fileCodes([0xef, 0xbb, 0xbf], 'a: ', [0xff], '\n')).toEqual(['YAML_ENCODING error 1:4']);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-utf8-'));
+    try {
+      const file = join(dir, 'p.yaml');
+      writeFileSync(file, Buffer.from('\uFEFFname: "caf\u00e9 \u{1F600} \uFFFD"\n'));
+      const read = await readPipelineFile(file);
+      expect(read.diagnostics).toEqual([]);
+      // A U+FFFD the user really wrote (EF BF BD) is valid text and kept.
+      expect(read.source.value).toEqual({ name: 'caf\u00e9 \u{1F600} \uFFFD' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the position agrees with a WHATWG decoder: valid iff it decodes, and U+FFFD starts exactly there', () => {
+    const lenient = new TextDecoder('utf-8');
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    // Bytes biased towards the interesting ranges: ASCII, newlines, continuation and lead bytes.
+    const byte = fc.oneof(
+      fc.integer({ min: 0, max: 0xff }),
+      fc.constantFrom(0x0a, 0x41, 0x80, 0xbf, 0xc3, 0xe0, 0xed, 0xf0, 0xf4),
+    );
+    fc.assert(
+      fc.property(fc.array(byte, { maxLength: 40 }), (array) => {
+        const bytes = Uint8Array.from(array);
+        let decodes = true;
+        try {
+          strict.decode(bytes);
+        } catch {
+          decodes = false;
+        }
+        const result = decodeUtf8(bytes);
+        expect(result.ok).toBe(decodes);
+        if (result.ok) return;
+        const before = lenient.decode(bytes.subarray(0, result.offset));
+        expect(before).not.toContain('\uFFFD');
+        expect(lenient.decode(bytes).startsWith(before + '\uFFFD')).toBe(true);
+        expect(result.line).toBe(before.split('\n').length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('yaml warnings are errors: an unknown directive, %YAML 1.1 and an unknown version refuse the file', () => {
+    const all = (text: string) =>
+      parsePipelineText('p.yaml', text).diagnostics.map(
+        (d) => `${d.code} ${d.severity} ${d.line}:${d.column}`,
+      );
+    const body = '---\nname: x\ntasks: { a: { handler: noop } }\n';
+    expect(all(`%FOO bar\n${body}`)).toEqual(['YAML_SYNTAX error 1:1']);
+    // yaml accepts 1.1 silently; weft would still read it with 1.2 meanings (`yes` a string).
+    expect(all(`%YAML 1.1\n${body}`)).toEqual(['YAML_SYNTAX error 1:7']);
+    expect(all(`%YAML 1.3\n${body}`)).toEqual(['YAML_SYNTAX error 1:7']);
+    expect(all(`%YAML 1.2\n${body}`)).toEqual([]);
+    // A refused file has no value, so no later stage runs on it.
+    expect(parsePipelineText('p.yaml', `%YAML 1.1\n${body}`).source.value).toBeUndefined();
+    // And the whole static chain says invalid, as `weft validate` does.
+    const loaded = loadPipelineText('p.yaml', `%FOO bar\n${body}`, { registry: createBuiltinRegistry() });
+    expect(loaded.plan).toBeNull();
+    expect(loaded.diagnostics.map((d) => d.severity)).toEqual(['error']);
   });
 });

@@ -1,8 +1,10 @@
 // Item 14: connections dropped. The reference incremental pipeline runs in-process against
 // PostgreSQL and Redis reached through TCP proxies that cut every connection, refuse new ones for a
 // while (CI 3 s, full 30 s) in the middle of the drain, then blip a few times. Runs fail and are
-// retried, the stream still drains, and the stores show 0 lost, 0 applied twice, nothing pending,
-// every run terminal, with no unhandled rejection or uncaught exception in the process. Then one
+// retried; the outage outlasts a run's retry budget, so runs caught in it fail, and once the
+// network is back each failed run is resumed (as `weft resume` does) and must succeed. The stream
+// still drains, and the stores show 0 lost, 0 applied twice, nothing pending, every run
+// succeeded, with no unhandled rejection or uncaught exception in the process. Then one
 // run of the real CLI with a blip in its middle: it exits 0 or 1 (never crashes) and a following
 // run drains the rest.
 import { spawn } from 'node:child_process';
@@ -17,6 +19,7 @@ import { parseDocument } from 'yaml';
 import type { Plan } from '../../src/compile/plan.js';
 import { createRun } from '../../src/engine/create-run.js';
 import { executeRun } from '../../src/engine/execute-run.js';
+import { prepareResume } from '../../src/engine/resume.js';
 import { REDIS_COMMAND_TIMEOUT_MS } from '../../src/organism/connections.js';
 import {
   closeOrganismConnections,
@@ -182,6 +185,8 @@ interface RunTally {
   failed: number;
   /** Runs that needed a whole-run retry (run.attempt > 1). */
   runRetried: number;
+  /** Runs that failed, then were resumed after the outage and succeeded. */
+  resumed: number;
   /** Task attempts that failed (each one retried, or the last of a failed run). */
   failedAttempts: number;
   /** The longest task attempt, ms: a hung client shows here. */
@@ -259,7 +264,7 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
     ).rows[0]!.n;
 
   /** One run in-process; returns its final state and how many entries its fetch read. */
-  async function runOnce(tally: RunTally): Promise<{ state: string; fetched: number | null }> {
+  async function runOnce(tally: RunTally): Promise<{ id: string; state: string; fetched: number | null }> {
     const registry = createDefaultRegistry();
     const run = await createRun(store!, {
       plan,
@@ -282,7 +287,7 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
     }
     const fetch = (await store!.getTaskRuns(run.id)).find((t) => t.task === 'fetch_interactions');
     const output = fetch?.state === 'succeeded' ? (fetch.output as { entries?: unknown[] } | null) : null;
-    return { state: done.state, fetched: output?.entries?.length ?? null };
+    return { id: run.id, state: done.state, fetched: output?.entries?.length ?? null };
   }
 
   // The failure modes the chaos run can only hit by chance, one at a time and on purpose.
@@ -445,13 +450,16 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
         succeeded: 0,
         failed: 0,
         runRetried: 0,
+        resumed: 0,
         failedAttempts: 0,
         longestAttemptMs: 0,
       };
       const maxRuns = Math.ceil(total / batch) * 4 + 50;
+      const failedRuns: string[] = [];
       for (;;) {
         expect(tally.runs, `no drain after ${tally.runs} runs; ${events.join('; ')}`).toBeLessThan(maxRuns);
-        const { state, fetched } = await runOnce(tally);
+        const { id, state, fetched } = await runOnce(tally);
+        if (state !== 'succeeded') failedRuns.push(id);
         if (
           chaosDone &&
           state === 'succeeded' &&
@@ -461,6 +469,23 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
           break;
       }
       await chaos;
+
+      // The network is back: every run that failed is resumed (what `weft resume RUN` does) and
+      // succeeds; a resumed update re-applies what its fetch read, which the ledger makes a no-op.
+      for (const id of failedRuns) {
+        const failedRun = (await store.getRun(id))!;
+        expect(failedRun.state, id).toBe('failed');
+        await prepareResume(store, id, { now: Date.now() });
+        const resumed = await executeRun(id, {
+          store,
+          registry: createDefaultRegistry(),
+          owner: `test:${process.pid}`,
+          env,
+        });
+        expect(resumed.state, `resumed ${id}`).toBe('succeeded');
+        tally.resumed += 1;
+      }
+      for (const run of await store.listRuns()) expect(run.state, run.id).toBe('succeeded');
       const seconds = (Date.now() - started) / 1000;
 
       const produced = await redis.xrange(stream, '-', '+');
@@ -479,8 +504,11 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       );
       expect(violations).toEqual([]);
       expect(dead.size).toBe(0);
-      // The chaos did bite: some attempts failed and were retried.
+      // The chaos did bite: some attempts failed and were retried, and the outage (longer than a
+      // run's retries) failed runs that only resuming brought through.
       expect(tally.failedAttempts).toBeGreaterThan(0);
+      expect(tally.failed, 'runs failed by the outage').toBeGreaterThan(0);
+      expect(tally.resumed).toBe(tally.failed);
       expect(redisProxy.stats.cut + pgProxy.stats.cut).toBeGreaterThan(0);
       // No attempt hung on a dead connection for long after the network came back.
       expect(tally.longestAttemptMs).toBeLessThan(outageMs + 12_000);
