@@ -1,10 +1,12 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { nextFires } from '../../src/schedule/cron.js';
+import { createCronTimes } from '../../src/schedule/due-fires.js';
 import { count, isFullTier } from './tier.js';
 
 /**
@@ -17,6 +19,8 @@ import { count, isFullTier } from './tier.js';
  *  - a wall-clock time skipped in spring fires at the same time read with the offset before the
  *    change (02:30 in Berlin becomes 03:30 CEST); if that instant is already a fire, it is not
  *    fired twice.
+ * Both ways the code computes fire times are checked against the model: `nextFires` (what `weft
+ * plan` and the docs show) and `createCronTimes` (what the scheduler actually fires on).
  */
 
 const ZONES = ['Europe/Berlin', 'America/New_York', 'Australia/Sydney', 'America/Santiago'] as const;
@@ -98,15 +102,48 @@ function check(
   let repeated = 0;
   for (const { from, to } of windows) {
     // Generous bounds for the fires, exact bounds for the model (local dates from..to).
-    const fires: number[] = [];
+    const shown: number[] = [];
     let after = new Date(from - DAY);
     for (;;) {
       const batch = nextFires(expr, after, zone, expr.startsWith('*/') ? 288 : 16).map((f) => f.at.getTime());
       if (batch.length === 0) break;
-      fires.push(...batch);
+      shown.push(...batch);
       after = new Date(batch[batch.length - 1]!);
       if (after.getTime() > to + DAY) break;
     }
+    const scheduled: number[] = [];
+    const times = createCronTimes(expr, zone);
+    for (let at = times.next(from - DAY); at !== null && at <= to + DAY; at = times.next(at))
+      scheduled.push(at);
+    for (const [path, fires] of [
+      ['nextFires', shown],
+      ['createCronTimes', scheduled],
+    ] as const) {
+      const counts = checkFires(`${zone} [${path}]`, expr, from, to, fires, offsetAt, matches);
+      // Both paths meet the same wall times; count them once.
+      if (path === 'nextFires') {
+        total += counts.fires;
+        skipped += counts.skipped;
+        repeated += counts.repeated;
+      }
+    }
+  }
+  return { fires: total, skipped, repeated };
+}
+
+/** The model's checks on one list of fire times for local dates [from, to). */
+function checkFires(
+  zone: string,
+  expr: string,
+  from: number,
+  to: number,
+  fires: readonly number[],
+  offsetAt: (instant: number) => number,
+  matches: (minute: number, hour: number, weekday: number) => boolean,
+): { fires: number; skipped: number; repeated: number } {
+  let skipped = 0;
+  let repeated = 0;
+  {
     for (let i = 1; i < fires.length; i++) {
       if (!(fires[i]! > fires[i - 1]!)) {
         throw new Error(
@@ -158,9 +195,8 @@ function check(
         throw new Error(`${zone} ${expr}: unexplained fire ${new Date(fire).toISOString()}`);
       }
     }
-    total += explained.size;
+    return { fires: explained.size, skipped, repeated };
   }
-  return { fires: total, skipped, repeated };
 }
 
 function windowsFor(zone: string, expr: string): Window[] {
@@ -224,47 +260,75 @@ describe('cron fire times across daylight-saving changes', () => {
     );
   });
 
-  it("a UTC schedule does not depend on the process's own TZ", () => {
+  it("a UTC schedule does not depend on the process's own TZ, on either path", async () => {
+    // Zones with odd offsets (+5:30, +12:45), a half-hour DST shift (Lord Howe), and midnight changes.
+    const processZones = [
+      'America/Santiago',
+      'Asia/Kolkata',
+      'Australia/Lord_Howe',
+      'Pacific/Chatham',
+      'Europe/Berlin',
+    ];
+    const root = fileURLToPath(new URL('../..', import.meta.url));
     const script = [
-      "import { nextFires } from './src/schedule/cron.ts';",
+      `import { nextFires } from '${root}src/schedule/cron.ts';`,
+      `import { createCronTimes } from '${root}src/schedule/due-fires.ts';`,
+      'const after = Date.parse("2025-09-06T12:00:00Z");',
       'const out = {};',
-      "for (const expr of ['*/5 * * * *', '0 */6 * * *', '30 2 * * *', '0 0 * * 0']) {",
-      "  out[expr] = nextFires(expr, new Date('2025-09-06T12:00:00Z'), 'UTC', 50).map((f) => [f.at.toISOString(), f.dstNote]);",
+      `for (const expr of ${JSON.stringify(EXPRESSIONS)}) {`,
+      "  const shown = nextFires(expr, new Date(after), 'UTC', 50).map((f) => [f.at.toISOString(), f.dstNote]);",
+      "  const times = createCronTimes(expr, 'UTC');",
+      '  const scheduled = [];',
+      '  for (let at = times.next(after); scheduled.length < 50; at = times.next(at)) scheduled.push(new Date(at).toISOString());',
+      '  out[expr] = { shown, scheduled };',
       '}',
       'console.log(JSON.stringify({ tz: Intl.DateTimeFormat().resolvedOptions().timeZone, out }));',
     ].join('\n');
-    const root = fileURLToPath(new URL('../..', import.meta.url));
     const dir = mkdtempSync(join(tmpdir(), 'weft-tz-'));
     const file = join(dir, 'fires.ts');
-    writeFileSync(file, script.replace('./src/schedule/cron.ts', `${root}src/schedule/cron.ts`));
-    const run = (tz: string) =>
-      JSON.parse(
-        execFileSync(process.execPath, [`${root}node_modules/jiti/lib/jiti-cli.mjs`, file], {
+    writeFileSync(file, script);
+    type Out = { tz: string; out: Record<string, { shown: [string, string | null][]; scheduled: string[] }> };
+    const run = async (tz: string) => {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [`${root}node_modules/jiti/lib/jiti-cli.mjs`, file],
+        {
           cwd: root,
           env: { ...process.env, TZ: tz },
           encoding: 'utf8',
-        }),
-      ) as { tz: string; out: Record<string, [string, string | null][]> };
-    let santiago: ReturnType<typeof run>;
+        },
+      );
+      return JSON.parse(stdout) as Out;
+    };
+    let results: Out[];
     try {
-      santiago = run('America/Santiago');
+      results = await Promise.all(processZones.map(run));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    expect(santiago.tz).toBe('America/Santiago');
-    const here: Record<string, [string, string | null][]> = {};
+    const after = Date.parse('2025-09-06T12:00:00Z');
+    const here: Out['out'] = {};
     for (const expr of EXPRESSIONS) {
-      here[expr] = nextFires(expr, new Date('2025-09-06T12:00:00Z'), 'UTC', 50).map((f) => [
-        f.at.toISOString(),
-        f.dstNote,
+      const times = createCronTimes(expr, 'UTC');
+      const scheduled: string[] = [];
+      for (let at = times.next(after); scheduled.length < 50 && at !== null; at = times.next(at))
+        scheduled.push(new Date(at).toISOString());
+      here[expr] = {
+        shown: nextFires(expr, new Date(after), 'UTC', 50).map((f) => [f.at.toISOString(), f.dstNote]),
+        scheduled,
+      };
+      // The two paths agree with each other too.
+      expect(scheduled, expr).toEqual(here[expr].shown.map(([at]) => at));
+    }
+    for (const [i, result] of results.entries()) {
+      expect(result.tz).toBe(processZones[i]);
+      expect(result.out, processZones[i]).toEqual(here);
+      // The UTC daily job is at 02:30Z every day, right across Santiago's change (2025-09-07).
+      expect(result.out['30 2 * * *']!.scheduled.slice(0, 3), processZones[i]).toEqual([
+        '2025-09-07T02:30:00.000Z',
+        '2025-09-08T02:30:00.000Z',
+        '2025-09-09T02:30:00.000Z',
       ]);
     }
-    expect(santiago.out).toEqual(here);
-    // And the UTC daily job is at 02:30Z every day, right across Santiago's change (2025-09-07).
-    expect(santiago.out['30 2 * * *']!.slice(0, 3).map(([at]) => at)).toEqual([
-      '2025-09-07T02:30:00.000Z',
-      '2025-09-08T02:30:00.000Z',
-      '2025-09-09T02:30:00.000Z',
-    ]);
-  });
+  }, 60_000);
 });
