@@ -4,6 +4,8 @@
  * never wrote; here such a file is refused at its first bad byte instead.
  */
 
+import type { Diagnostic } from '../errors.js';
+
 export type DecodedText =
   | { ok: true; text: string }
   | { ok: false; byte: number; offset: number; line: number; column: number };
@@ -28,6 +30,20 @@ export function decodeUtf8(bytes: Uint8Array): DecodedText {
     for (let i = before.indexOf('\n'); i !== -1; i = before.indexOf('\n', i + 1)) line += 1;
     return { ok: false, byte: bytes[offset] ?? 0, offset, line, column: before.length - lineStart + 1 };
   }
+}
+
+/** The YAML_ENCODING diagnostic for a file that failed to decode, at its first bad byte. */
+export function encodingDiagnostic(file: string, failure: Extract<DecodedText, { ok: false }>): Diagnostic {
+  const hex = failure.byte.toString(16).padStart(2, '0');
+  return {
+    code: 'YAML_ENCODING',
+    severity: 'error',
+    message: `the file is not valid UTF-8: byte 0x${hex} (byte offset ${failure.offset}) does not start a valid UTF-8 character`,
+    file,
+    line: failure.line,
+    column: failure.column,
+    path: [],
+  };
 }
 
 /**

@@ -12,7 +12,7 @@ import {
 } from 'yaml';
 import type { Diagnostic, DiagnosticCode, DocPath } from '../errors.js';
 import { BuildLimitError, buildValue, isEmptyScalar, tagMessage } from './build-value.js';
-import { decodeUtf8 } from './decode-utf8.js';
+import { decodeUtf8, encodingDiagnostic } from './decode-utf8.js';
 import { MAX_NESTING_DEPTH, MAX_PIPELINE_BYTES } from './load-limits.js';
 import { createSourceDocument } from './source-document.js';
 import type { SourceDocument } from './source.js';
@@ -160,20 +160,9 @@ export async function readPipelineFile(
   }
   const decoded = decodeUtf8(bytes);
   if (!decoded.ok) {
-    const hex = decoded.byte.toString(16).padStart(2, '0');
     return {
       source: createSourceDocument(path, '', null, new LineCounter(), undefined),
-      diagnostics: [
-        {
-          code: 'YAML_ENCODING',
-          severity: 'error',
-          message: `the file is not valid UTF-8: byte 0x${hex} (byte offset ${decoded.offset}) does not start a valid UTF-8 character`,
-          file: path,
-          line: decoded.line,
-          column: decoded.column,
-          path: [],
-        },
-      ],
+      diagnostics: [encodingDiagnostic(path, decoded)],
     };
   }
   return parsePipelineText(path, decoded.text);

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { STRICT_AJV_OPTIONS } from '../core/ajv-options.js';
 import type { Diagnostic, DiagnosticCode, DocPath } from '../errors.js';
+import { decodeUtf8, encodingDiagnostic } from '../pipeline/decode-utf8.js';
 import { MAX_PIPELINE_BYTES, parsePipelineText } from '../pipeline/load.js';
 import type { SourceDocument } from '../pipeline/source.js';
 import { suggest } from '../pipeline/suggest.js';
@@ -21,7 +22,7 @@ let validate: ReturnType<Ajv2020['compile']> | undefined;
 /** Reads a `*.test.yaml` with the pipeline loader (same YAML rules and limits) and checks its shape. */
 export async function loadTestFile(file: string, options: { cwd?: string } = {}): Promise<LoadedTestFile> {
   const path = resolve(options.cwd ?? process.cwd(), file);
-  let text: string;
+  let bytes: Buffer;
   try {
     const info = await stat(path);
     if (info.size > MAX_PIPELINE_BYTES) {
@@ -32,7 +33,7 @@ export async function loadTestFile(file: string, options: { cwd?: string } = {})
         diagnostics: [fileProblem(file, 'FILE_TOO_LARGE', `${file} is too large`)],
       };
     }
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     return {
       file,
@@ -41,7 +42,10 @@ export async function loadTestFile(file: string, options: { cwd?: string } = {})
       diagnostics: [fileProblem(file, 'FILE_UNREADABLE', `cannot read ${file}: ${(error as Error).message}`)],
     };
   }
-  return parseTestFile(file, text);
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok)
+    return { file, source: null, spec: null, diagnostics: [encodingDiagnostic(file, decoded)] };
+  return parseTestFile(file, decoded.text);
 }
 
 export function parseTestFile(file: string, text: string): LoadedTestFile {

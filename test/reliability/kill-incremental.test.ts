@@ -1,12 +1,15 @@
 // Item 1: the reference incremental pipeline, run by the real CLI and killed by SIGKILL at every
-// named failure point and at random moments; each killed run is resumed or, when it was never
-// created (killed before its run's COMMIT: `before-run-insert-commit` must leave no run, every
-// other named point must leave one), run afresh. Afterwards the stores must show 0 interactions
-// lost, 0 applied twice, nothing pending in the consumer group, every run terminal, no hook
-// pending, no orphan child, and `PRAGMA integrity_check` ok after every restart. Default tier:
-// each point once plus 2 random kills; WEFT_CHAOS=full: 100 runs x 500 entries, each point 7
-// times, 44 random kills.
-import { spawn, spawnSync } from 'node:child_process';
+// named failure point and at random moments of its run; each killed run is resumed or, when it was
+// never created (killed before its run's COMMIT: `before-run-insert-commit` must leave no run,
+// every other named point must leave one), run afresh. Afterwards the stores must show 0
+// interactions lost, 0 applied twice, nothing pending in the consumer group, every run terminal, no
+// hook pending, and `PRAGMA integrity_check` ok after every restart; after every kill and its
+// resume no marked shell child may survive (chaos-pipeline.ts: every run has one, so a random kill
+// can land inside it too). A random kill is timed from the run's start and counts only when it
+// left the run unfinished; one that missed is drawn again. Default tier: each named point once, 1
+// random kill that landed; WEFT_CHAOS=full: 100 runs x 500 entries, 60 named kills (each point 7 or
+// 8 times) and 40 random kills that landed.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,12 +30,21 @@ import {
   expectedGraph,
   graphViolations,
   groupViolations,
+  NOT_TERMINAL,
   processesWith,
   sqliteIntegrity,
   sqliteStoreViolations,
 } from './invariants.js';
 import { count, isFullTier, seededRng } from './tier.js';
-import { BEFORE_RUN_EXISTS, chaosPipeline, NAMED_POINTS } from './chaos-pipeline.js';
+import {
+  BEFORE_RUN_EXISTS,
+  chaosMarker,
+  chaosPipeline,
+  NAMED_POINTS,
+  spawnWeftRun,
+  type WeftRunOutcome,
+} from './chaos-pipeline.js';
+import { chaosPlan, medianOf } from './chaos-plan.js';
 
 const available = await servicesAvailable('reliability: kill the incremental pipeline');
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -41,7 +53,10 @@ const WEFT_BIN = join(ROOT, 'bin', 'weft.js');
 describe.skipIf(!available)('incremental pipeline killed at named points and at random', () => {
   const prefix = `weft-chaos-kill-${randomSuffix()}:`;
   const stream = `${prefix}interactions`;
-  const runs = count(NAMED_POINTS.length + 2, 100);
+  const namedKills = count(NAMED_POINTS.length, 60);
+  const randomKills = count(1, 40);
+  // Random kills that missed (the run finished first) are drawn again, up to this many times.
+  const maxMisses = count(3, 20);
   const batch = count(100, 500);
   let redis: Redis;
   let db: { url: string; drop: () => Promise<void> };
@@ -50,6 +65,7 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
   let storePath: string;
   let pipelinePath: string;
   let hooksLog: string;
+  let marker = '';
 
   beforeAll(async () => {
     redis = new Redis(REDIS_URL);
@@ -63,6 +79,8 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
   });
 
   afterAll(async () => {
+    // A failed run may have left a marked child: do not leak it past the test.
+    if (marker !== '') for (const pid of processesWith(marker)) process.kill(pid, 'SIGKILL');
     if (dir) rmSync(dir, { recursive: true, force: true });
     // end() resolves before its client's socket closes; the forced DROP DATABASE may then
     // terminate it, which the pool emits as an error: expected, not an uncaught exception.
@@ -75,147 +93,154 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
     }
   });
 
-  const env = (extra: Record<string, string> = {}) => ({
+  const env = (): NodeJS.ProcessEnv => ({
     ...process.env,
     NO_COLOR: '1',
     REDIS_URL,
     DATABASE_URL: db.url,
     WEFT_FAILPOINT: '',
-    CHAOS_SLEEP: '0',
-    ...extra,
+    CHAOS_SLEEP: marker,
   });
   const weft = (args: string[]) => {
     const result = spawnSync(process.execPath, [WEFT_BIN, ...args, '--store', storePath], {
       cwd: ROOT,
       env: env(),
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 120_000,
     });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   };
-  const runArgs = ['run', '', '-p', `batch_size=${batch}`, '-p', `stream=${stream}`, '--format', 'json'];
-  /** A `weft run` killed at a failure point, or by SIGKILL after `killAfterMs`. */
-  const killedRun = (point: string | null, killAfterMs: number, sleepMarker: string) =>
-    new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((done) => {
-      const args = [...runArgs];
-      args[1] = pipelinePath;
-      const child = spawn(process.execPath, [WEFT_BIN, ...args, '--store', storePath], {
-        cwd: ROOT,
-        env: env({ WEFT_FAILPOINT: point ?? '', CHAOS_SLEEP: sleepMarker }),
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), point === null ? killAfterMs : 60_000);
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        done({ code, signal, stderr });
-      });
-    });
-  const listRuns = () => {
-    const listed = weft(['runs', '-n', '10000', '--format', 'json']);
-    expect(listed.code, listed.stderr).toBe(0);
-    return JSON.parse(listed.stdout) as { id: string; state: string }[];
-  };
-  const pendingHooks = (runId: string) => {
-    const db = new Database(storePath, { readonly: true });
+  const runArgs = () => [
+    'run',
+    pipelinePath,
+    '-p',
+    `batch_size=${batch}`,
+    '-p',
+    `stream=${stream}`,
+  ];
+  const storeArgs = () => [...runArgs(), '--store', storePath];
+  /** Read straight from the file: a weft command here would itself be the restart. */
+  const query = <T>(sql: string, ...params: unknown[]): T[] => {
+    if (!existsSync(storePath)) return [];
+    const store = new Database(storePath, { readonly: true, fileMustExist: true });
     try {
-      return (
-        (
-          db.prepare(`SELECT count(*) AS n FROM hooks WHERE run_id = ? AND state = 'pending'`).get(runId) as {
-            n: number;
-          }
-        ).n > 0
-      );
+      return store.prepare(sql).all(...params) as T[];
+    } catch (error) {
+      // Killed before the first migration committed: no table yet.
+      if (/no such table/.test((error as Error).message)) return [];
+      throw error;
     } finally {
-      db.close();
+      store.close();
     }
+  };
+  const runCount = () => query<{ n: number }>(`SELECT count(*) AS n FROM runs`)[0]?.n ?? 0;
+  const latestRun = () =>
+    query<{ id: string; state: string }>(
+      `SELECT id, state FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1`,
+    )[0];
+  const pendingHooks = (runId: string) =>
+    query<{ n: number }>(`SELECT count(*) AS n FROM hooks WHERE run_id = ? AND state = 'pending'`, runId)[0]!
+      .n > 0;
+  const runDurationMs = (runId: string) => {
+    const row = query<{ started: string; finished: string }>(
+      `SELECT started_at AS started, finished_at AS finished FROM runs WHERE id = ?`,
+      runId,
+    )[0]!;
+    return Date.parse(row.finished) - Date.parse(row.started);
   };
 
   it(
     'loses nothing, applies nothing twice, leaves nothing stuck',
     async () => {
       const rng = seededRng('kill-incremental');
-      const emitted = await emitInteractions({
-        redis,
-        stream,
-        count: runs * batch,
-        people: 60,
-        seed: rng.int(1_000_000),
-        start: '2024-03-04',
-        days: 14,
-      });
-      expect(emitted.emitted).toBe(runs * batch);
-      const produced = await redis.xrange(stream, '-', '+');
+      marker = chaosMarker(rng.int);
+      const emit = async (total: number) => {
+        const emitted = await emitInteractions({
+          redis,
+          stream,
+          count: total,
+          people: 60,
+          seed: rng.int(1_000_000),
+          start: '2024-03-04',
+          days: 14,
+        });
+        expect(emitted.emitted).toBe(total);
+      };
+      await emit((namedKills + randomKills) * batch);
 
-      // Each named point at least 6 times in the full tier (60 kills), once in the default one; the rest random.
-      const named = Array.from(
-        { length: NAMED_POINTS.length * count(1, 7) },
-        (_, i) => NAMED_POINTS[i % NAMED_POINTS.length]!,
-      );
-      const plan: (string | null)[] = [...named, ...Array.from({ length: runs - named.length }, () => null)];
-      for (let i = plan.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-      }
-
-      const marker = `${30 + rng.int(60)}.${String(100_000 + rng.int(900_000))}`;
-      const tally = { killed: 0, finishedBeforeKill: 0, resumed: 0, fresh: 0, hookOnly: 0 };
+      const plan = chaosPlan(rng, namedKills, randomKills);
+      const tally = { resumed: 0, fresh: 0, hookOnly: 0, randomLanded: 0, randomMissed: 0 };
       const killsAt = new Map<string, number>(NAMED_POINTS.map((p) => [p, 0]));
+      // Durations (ms, as the store recorded them) of the runs no kill interrupted: random kills
+      // are drawn over their median.
+      const durations: number[] = [];
       const started = Date.now();
-      let known = 0;
-      for (const point of plan) {
-        const killAfter = 150 + rng.int(1400);
-        const outcome = await killedRun(point, killAfter, point === 'shell-child-started' ? marker : '0');
-        if (outcome.signal === 'SIGKILL') {
-          tally.killed += 1;
-          if (point !== null) killsAt.set(point, killsAt.get(point)! + 1);
+      let runs = 0;
+      const describeOutcome = (label: string, o: WeftRunOutcome) =>
+        `${label}: exit ${o.code ?? o.signal}${o.timedOut ? ' (timed out)' : ''}\n${o.stderr}`;
+
+      while (plan.length > 0) {
+        const point = plan.shift()!;
+        const label = point ?? 'random';
+        runs += 1;
+        const known = runCount();
+        const outcome = await spawnWeftRun(
+          point === null
+            ? { args: storeArgs(), env: env(), killAfterStartMs: Math.floor(rng.next() * medianOf(durations)) }
+            : { args: storeArgs(), env: env(), failpoint: point },
+        );
+        expect(outcome.timedOut, describeOutcome(label, outcome)).toBe(false);
+        if (point !== null) {
+          expect(outcome.signal, describeOutcome(label, outcome)).toBe('SIGKILL');
+          killsAt.set(point, killsAt.get(point)! + 1);
         } else {
-          // A random delay longer than the run: it finished; nothing to recover.
-          expect([point, outcome.code], outcome.stderr).toEqual([null, 0]);
-          tally.finishedBeforeKill += 1;
+          expect(outcome.runId, describeOutcome(label, outcome)).not.toBeNull();
         }
         // (A kill before the first run reached the store leaves no file yet.)
         if (existsSync(storePath)) expect(sqliteIntegrity(storePath)).toBe('ok');
-        // The restart: the next command marks the dead run interrupted.
-        const all = listRuns();
-        const created = all.length > known;
+        const created = runCount() > known;
         // Every named kill leaves its run behind but the one before the run's COMMIT, which must not.
-        if (point !== null)
-          expect(created, `${point}: was the run created?`).toBe(point !== BEFORE_RUN_EXISTS);
+        if (point !== null) expect(created, `${point}: was the run created?`).toBe(point !== BEFORE_RUN_EXISTS);
         if (!created) {
-          // Killed before its run was committed: nothing to resume, run it afresh.
-          const again = await killedRun(null, 120_000, '0');
-          expect(again.code, again.stderr).toBe(0);
+          // Killed before its run was committed: nothing to resume, run it afresh. This run is
+          // also one no kill interrupts: its duration times the random kills (the plan starts here).
+          const again = await spawnWeftRun({ args: storeArgs(), env: env() });
+          expect(again.code, describeOutcome('fresh run', again)).toBe(0);
+          durations.push(runDurationMs(again.runId!));
           tally.fresh += 1;
-          known = listRuns().length;
+          expect(processesWith(marker), `orphan shell child after ${label}`).toEqual([]);
           continue;
         }
-        known = all.length;
-        const latest = all[0]!;
-        if (latest.state === 'interrupted') {
+        const latest = latestRun()!;
+        const unfinished = (NOT_TERMINAL as readonly string[]).includes(latest.state);
+        if (point === null) {
+          if (unfinished) tally.randomLanded += 1;
+          else {
+            // The run finished before the kill: it tested nothing, draw another.
+            tally.randomMissed += 1;
+            expect(tally.randomMissed, 'random kills that missed the run').toBeLessThanOrEqual(maxMisses);
+            await emit(batch);
+            plan.push(null);
+          }
+        }
+        if (unfinished || (latest.state === 'succeeded' && pendingHooks(latest.id))) {
+          // The restart: `weft resume` opens the store, finds the dead owner, marks the run
+          // interrupted and finishes it (or runs the hooks a succeeded run left pending).
           const resumed = weft(['resume', latest.id, '-q']);
-          expect(resumed.code, `${point ?? 'random'}: ${resumed.stderr}${resumed.stdout}`).toBe(0);
-          tally.resumed += 1;
-        } else if (latest.state === 'succeeded' && pendingHooks(latest.id)) {
-          const resumed = weft(['resume', latest.id, '-q']);
-          expect(resumed.code, resumed.stderr).toBe(0);
-          tally.hookOnly += 1;
+          expect(resumed.code, `${label}: ${resumed.stderr}${resumed.stdout}`).toBe(0);
+          if (unfinished) tally.resumed += 1;
+          else tally.hookOnly += 1;
         } else {
-          expect(latest.state, `${point ?? 'random'} left run ${latest.id}`).toBe('succeeded');
+          expect(latest.state, `${label} left run ${latest.id}`).toBe('succeeded');
         }
         expect(sqliteIntegrity(storePath)).toBe('ok');
-        if (point === 'shell-child-started') {
-          // The killed run's `sleep <marker>` child: recovery must have stopped it.
-          expect(processesWith(marker), 'orphan shell child after resume').toEqual([]);
-        }
+        // The killed run's marked child, if the kill left one: recovery must have stopped it.
+        expect(processesWith(marker), `orphan shell child after ${label}`).toEqual([]);
       }
 
       // Drain what the kills left unread (resumed fetches read fresh entries too).
       for (let i = 0; i < 50; i++) {
-        const args = [...runArgs];
-        args[1] = pipelinePath;
-        const drained = weft(args);
+        const drained = weft([...runArgs(), '--format', 'json']);
         expect(drained.code, drained.stderr).toBe(0);
         const out = JSON.parse(drained.stdout) as {
           tasks: { task: string; output: { entries?: unknown[] } }[];
@@ -224,6 +249,7 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
         if (fetched === 0) break;
       }
 
+      const produced = await redis.xrange(stream, '-', '+');
       const dead = await deadLetteredIds(redis, `${stream}:dead`);
       const violations = [
         ...(await graphViolations(pool, expectedGraph(produced, dead), stream)),
@@ -233,17 +259,23 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
       ];
       // Every run that succeeded ran its on_success hook at least once.
       const hookRuns = existsSync(hooksLog) ? readFileSync(hooksLog, 'utf8').split('\n').filter(Boolean) : [];
-      const succeeded = listRuns().filter((r) => r.state === 'succeeded');
+      const succeeded = query<{ id: string }>(`SELECT id FROM runs WHERE state = 'succeeded'`);
       for (const run of succeeded)
         if (!hookRuns.includes(run.id)) violations.push(`run ${run.id}: on_success hook never ran`);
       const hookRepeats = hookRuns.length - new Set(hookRuns).size;
       console.log(
-        `[reliability] kill-incremental: ${plan.length} runs x ${batch} entries, ${JSON.stringify(tally)}, ` +
-          `kills per named point ${JSON.stringify(Object.fromEntries(killsAt))}, ${dead.size} dead-lettered, ${succeeded.length} runs succeeded, ${hookRepeats} hook repeat(s), ` +
+        `[reliability] kill-incremental: ${runs} killed runs x ${batch} entries, ${JSON.stringify(tally)}, ` +
+          `kills per named point ${JSON.stringify(Object.fromEntries(killsAt))}, ` +
+          `unkilled run ${medianOf(durations)} ms (median of ${durations.length}), ${dead.size} dead-lettered, ` +
+          `${succeeded.length} runs succeeded, ${hookRepeats} hook repeat(s), ` +
           `${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
       expect(violations).toEqual([]);
       expect(dead.size).toBe(0);
+      expect(tally.randomLanded).toBeGreaterThanOrEqual(randomKills);
+      expect(Math.min(...killsAt.values()), 'kills at the least-hit named point').toBeGreaterThanOrEqual(
+        count(1, 6),
+      );
     },
     isFullTier ? 3_600_000 : 180_000,
   );

@@ -639,7 +639,7 @@ describe.skipIf(!db.available)('leases on the PostgreSQL queue (property-based)'
       const store: RunStore = await db.openStore();
       const queue = await db.openQueue({ maxLostAttempts: MAX_LOST, random: () => 0.5 });
       const rng = seededRng('lease properties');
-      const numRuns = count(20, 500);
+      const numRuns = count(30, 500);
       const maxLength = isFullTier ? 60 : 30;
       const started = Date.now();
       let sequence = 0;

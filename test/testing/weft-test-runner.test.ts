@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDefaultRegistry } from '../../src/project/default-handlers.js';
-import { parseTestFile } from '../../src/testing/load-test-file.js';
+import { loadTestFile, parseTestFile } from '../../src/testing/load-test-file.js';
 import { runTestFile } from '../../src/testing/run-test-file.js';
 import { tempDir } from './support.js';
 
@@ -138,6 +138,21 @@ cases:
     const result = await run(dir);
     expect(result.diagnostics.map((d) => [d.code, d.line, d.column])).toEqual([['FILE_UNREADABLE', 1, 11]]);
     expect(result.diagnostics[0]?.message).toMatch(/cannot read pipeline/);
+  });
+});
+
+describe('loadTestFile (bytes)', () => {
+  it('refuses invalid UTF-8 at its first bad byte instead of reading U+FFFD', async () => {
+    const { dir, cleanup } = tempDir({});
+    const file = join(dir, 'bad.test.yaml');
+    writeFileSync(
+      file,
+      Buffer.concat([Buffer.from('pipeline: p.yaml\ncases:\n  - name: caf'), Buffer.from([0xe9, 0x0a])]),
+    );
+    const loaded = await loadTestFile(file);
+    expect(loaded.spec).toBeNull();
+    cleanup();
+    expect(loaded.diagnostics.map((d) => [d.code, d.line, d.column])).toEqual([['YAML_ENCODING', 3, 14]]);
   });
 });
 
