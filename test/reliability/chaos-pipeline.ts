@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
+import type { Rng } from './tier.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const WEFT_BIN = join(ROOT, 'bin', 'weft.js');
@@ -62,8 +63,8 @@ export function chaosPipeline(hooksLog: string): string {
  * A unique `sleep` duration for the marked child: long (well past any test) so that an orphan is
  * still there to be found, and with random decimals so that no other process matches it.
  */
-export function chaosMarker(int: (n: number) => number): string {
-  return `${3000 + int(600)}.${String(100_000 + int(900_000))}`;
+export function chaosMarker(rng: Rng): string {
+  return `${3000 + rng.int(600)}.${String(100_000 + rng.int(900_000))}`;
 }
 
 export interface WeftRunOutcome {

@@ -99,6 +99,23 @@ export async function pendingCount(redis: Redis, stream: string, group: string):
   return Number(((await redis.xpending(stream, group)) as [number])[0]);
 }
 
+/**
+ * How much a consumer group still has to do: its pending entries, plus 1 when entries were added
+ * after the last one it delivered (their number does not matter to a drain loop).
+ */
+export async function groupBacklog(redis: Redis, stream: string, group: string): Promise<number> {
+  const last = await redis.xrevrange(stream, '+', '-', 'COUNT', 1);
+  if (last.length === 0) return 0;
+  const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+  const info = groups.find((g) => field(g.map(String), 'name') === group);
+  if (info === undefined) return 1;
+  const delivered = field(info.map(String), 'last-delivered-id');
+  const [ms, seq] = last[0]![0].split('-').map(BigInt) as [bigint, bigint];
+  const [dms, dseq] = delivered.split('-').map(BigInt) as [bigint, bigint];
+  const unread = ms > dms || (ms === dms && seq > dseq) ? 1 : 0;
+  return (await pendingCount(redis, stream, group)) + unread;
+}
+
 export async function groupViolations(redis: Redis, stream: string, group: string): Promise<string[]> {
   const pending = await pendingCount(redis, stream, group);
   return pending === 0 ? [] : [`${pending} entries still pending in group ${group} of ${stream}`];

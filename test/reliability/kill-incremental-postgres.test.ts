@@ -36,12 +36,14 @@ import {
   deadLetteredIds,
   expectedGraph,
   graphViolations,
+  groupBacklog,
   groupViolations,
   postgresStoreViolations,
   processesWith,
 } from './invariants.js';
 import { count, isFullTier, seededRng } from './tier.js';
-import { BEFORE_RUN_EXISTS, chaosPipeline, NAMED_POINTS, WORKER_POINTS } from './chaos-pipeline.js';
+import { chaosMarker, chaosPipeline, NAMED_POINTS, WORKER_POINTS } from './chaos-pipeline.js';
+import { drainStream, executeKillPlan, medianOf } from './chaos-plan.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const WEFT_BIN = join(ROOT, 'bin', 'weft.js');
@@ -76,6 +78,8 @@ function useScenario(name: string) {
     dir: '',
     pipelinePath: '',
     hooksLog: '',
+    /** The marked shell child's `sleep` argument (chaos-pipeline.ts), set by each test. */
+    marker: '',
   };
   beforeAll(async () => {
     state.redis = new Redis(REDIS_URL);
@@ -89,6 +93,8 @@ function useScenario(name: string) {
     writeFileSync(state.pipelinePath, chaosPipeline(state.hooksLog));
   });
   afterAll(async () => {
+    // A failed run may have left a marked child: do not leak it past the test.
+    if (state.marker !== '') for (const pid of processesWith(state.marker)) process.kill(pid, 'SIGKILL');
     if (state.dir) rmSync(state.dir, { recursive: true, force: true });
     await endPool(state.graphPool);
     await endPool(state.storePool);
@@ -105,7 +111,7 @@ function useScenario(name: string) {
     REDIS_URL,
     DATABASE_URL: state.graph.url,
     WEFT_FAILPOINT: '',
-    CHAOS_SLEEP: '0',
+    CHAOS_SLEEP: state.marker,
     ...extra,
   });
   /** The final invariants, shared by both scenarios. */
@@ -115,6 +121,7 @@ function useScenario(name: string) {
       ...(await graphViolations(state.graphPool, expectedGraph(produced, dead), state.stream)),
       ...(await groupViolations(state.redis, state.stream, 'weft')),
       ...(await postgresStoreViolations(state.storePool)),
+      ...processesWith(state.marker).map((pid) => `orphan process ${pid} (sleep ${state.marker})`),
     ];
     const hookRuns = existsSync(state.hooksLog)
       ? readFileSync(state.hooksLog, 'utf8').split('\n').filter(Boolean)
@@ -149,7 +156,10 @@ function useScenario(name: string) {
 
 describe.skipIf(!available)('incremental pipeline on the PostgreSQL run store, killed locally', () => {
   const { state, env, violations, emit } = useScenario('pg-local');
-  const runs = count(NAMED_POINTS.length + 1, 100);
+  const namedKills = count(NAMED_POINTS.length, 60);
+  const randomKills = count(1, 40);
+  // Random kills that missed (the run finished first) are drawn again, up to this many times.
+  const maxMisses = count(3, 20);
   const batch = count(50, 500);
 
   const weft = (args: string[]) => {
@@ -157,7 +167,7 @@ describe.skipIf(!available)('incremental pipeline on the PostgreSQL run store, k
       cwd: ROOT,
       env: env(),
       encoding: 'utf8',
-      timeout: 60_000,
+      timeout: 120_000,
     });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   };
@@ -168,118 +178,85 @@ describe.skipIf(!available)('incremental pipeline on the PostgreSQL run store, k
     `batch_size=${batch}`,
     '-p',
     `stream=${state.stream}`,
-    '--format',
-    'json',
   ];
-  const killedRun = (point: string | null, killAfterMs: number, sleepMarker: string) =>
-    new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((done) => {
-      const child = spawn(process.execPath, [WEFT_BIN, ...runArgs(), '--store', state.runDb.url], {
-        cwd: ROOT,
-        env: env({ WEFT_FAILPOINT: point ?? '', CHAOS_SLEEP: sleepMarker }),
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), point === null ? killAfterMs : 60_000);
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        done({ code, signal, stderr });
-      });
-    });
-  const listRuns = () => {
-    const listed = weft(['runs', '-n', '10000', '--format', 'json']);
-    expect(listed.code, listed.stderr).toBe(0);
-    return JSON.parse(listed.stdout) as { id: string; state: string }[];
+  /** Read straight from the database: a weft command here would itself be the restart. */
+  const query = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> => {
+    try {
+      return (await state.storePool.query<T>(sql, params)).rows;
+    } catch (error) {
+      // Killed before the first migration committed: no table yet.
+      if ((error as { code?: string }).code === '42P01') return [];
+      throw error;
+    }
   };
-  const pendingHooks = async (runId: string) =>
-    (
-      await state.storePool.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM hooks WHERE run_id = $1 AND state = 'pending'`,
-        [runId],
-      )
-    ).rows[0]!.n > 0;
 
   it(
     'loses nothing, applies nothing twice, leaves every run terminal',
     async () => {
       const rng = seededRng('kill-incremental-postgres (local)');
-      const produced = await emit(rng.int(1_000_000), runs * batch);
+      state.marker = chaosMarker(rng);
+      const produce = (total: number) => emit(rng.int(1_000_000), total);
+      await produce((namedKills + randomKills) * batch);
 
-      const named = Array.from(
-        { length: NAMED_POINTS.length * count(1, 7) },
-        (_, i) => NAMED_POINTS[i % NAMED_POINTS.length]!,
-      );
-      const plan: (string | null)[] = [...named, ...Array.from({ length: runs - named.length }, () => null)];
-      for (let i = plan.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [plan[i], plan[j]] = [plan[j]!, plan[i]!];
-      }
-      const marker = `${30 + rng.int(60)}.${String(100_000 + rng.int(900_000))}`;
-      const tally = { killed: 0, finishedBeforeKill: 0, resumed: 0, fresh: 0, hookOnly: 0 };
-      const killsAt = new Map<string, number>(NAMED_POINTS.map((p) => [p, 0]));
       const started = Date.now();
-      let known = 0;
-      for (const point of plan) {
-        const killAfter = 100 + rng.int(900);
-        const outcome = await killedRun(point, killAfter, point === 'shell-child-started' ? marker : '0');
-        if (outcome.signal === 'SIGKILL') {
-          tally.killed += 1;
-          if (point !== null) killsAt.set(point, killsAt.get(point)! + 1);
-        } else {
-          expect([point, outcome.code], outcome.stderr).toEqual([null, 0]);
-          tally.finishedBeforeKill += 1;
-        }
-        // The restart: the next command marks the dead run interrupted.
-        const all = listRuns();
-        const created = all.length > known;
-        // Every named kill leaves its run behind but the one before the run's COMMIT, which must not.
-        if (point !== null)
-          expect(created, `${point}: was the run created?`).toBe(point !== BEFORE_RUN_EXISTS);
-        if (!created) {
-          // Killed before its run was committed: nothing to resume, run it afresh.
-          const again = await killedRun(null, 120_000, '0');
-          expect(again.code, again.stderr).toBe(0);
-          tally.fresh += 1;
-          known = listRuns().length;
-          continue;
-        }
-        known = all.length;
-        const latest = all[0]!;
-        if (latest.state === 'interrupted') {
-          const resumed = weft(['resume', latest.id, '-q']);
-          expect(resumed.code, `${point ?? 'random'}: ${resumed.stderr}${resumed.stdout}`).toBe(0);
-          tally.resumed += 1;
-        } else if (latest.state === 'succeeded' && (await pendingHooks(latest.id))) {
-          const resumed = weft(['resume', latest.id, '-q']);
-          expect(resumed.code, resumed.stderr).toBe(0);
-          tally.hookOnly += 1;
-        } else {
-          expect(latest.state, `${point ?? 'random'} left run ${latest.id}`).toBe('succeeded');
-        }
-        if (point === 'shell-child-started')
-          expect(processesWith(marker), 'orphan shell child after resume').toEqual([]);
-      }
+      const { runs, tally, killsAt, durations } = await executeKillPlan({
+        rng,
+        named: namedKills,
+        random: randomKills,
+        maxMisses,
+        marker: state.marker,
+        store: {
+          runCount: async () =>
+            (await query<{ n: number }>(`SELECT count(*)::int AS n FROM runs`))[0]?.n ?? 0,
+          latestRun: async () =>
+            (
+              await query<{ id: string; state: string }>(
+                `SELECT id, state FROM runs ORDER BY created_at DESC, id DESC LIMIT 1`,
+              )
+            )[0],
+          hasPendingHooks: async (runId) =>
+            (
+              await query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM hooks WHERE run_id = $1 AND state = 'pending'`,
+                [runId],
+              )
+            )[0]!.n > 0,
+          runDurationMs: async (runId) => {
+            const row = (
+              await query<{ started: Date; finished: Date }>(
+                `SELECT started_at AS started, finished_at AS finished FROM runs WHERE id = $1`,
+                [runId],
+              )
+            )[0]!;
+            return row.finished.getTime() - row.started.getTime();
+          },
+        },
+        runArgs: [...runArgs(), '--store', state.runDb.url],
+        env,
+        resume: (runId) => weft(['resume', runId, '-q']),
+        topUp: async () => {
+          await produce(batch);
+        },
+      });
+      const drains = await drainStream(state.redis, state.stream, () =>
+        weft([...runArgs(), '--format', 'json']),
+      );
 
-      // Drain what the kills left unread.
-      for (let i = 0; i < 50; i++) {
-        const drained = weft(runArgs());
-        expect(drained.code, drained.stderr).toBe(0);
-        const out = JSON.parse(drained.stdout) as {
-          tasks: { task: string; output: { entries?: unknown[] } }[];
-        };
-        if (out.tasks.find((t) => t.task === 'fetch_interactions')!.output.entries!.length === 0) break;
-      }
-
-      const result = await violations(produced);
-      result.found.push(...processesWith(marker).map((pid) => `orphan process ${pid} (sleep ${marker})`));
+      const result = await violations(await state.redis.xrange(state.stream, '-', '+'));
       console.log(
-        `[reliability] kill-incremental-postgres (local): ${plan.length} runs x ${batch} entries, ` +
-          `${JSON.stringify(tally)}, kills per named point ${JSON.stringify(Object.fromEntries(killsAt))}, ` +
+        `[reliability] kill-incremental-postgres (local): ${runs} killed runs x ${batch} entries, ` +
+          `${JSON.stringify(tally)}, ${drains} drain run(s), ` +
+          `kills per named point ${JSON.stringify(Object.fromEntries(killsAt))}, ` +
+          `unkilled run ${medianOf(durations)} ms (median of ${durations.length}), ` +
           `${result.dead.size} dead-lettered, ${result.succeeded} runs succeeded, ` +
           `${result.hookRepeats} hook repeat(s), ${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
       expect(result.found).toEqual([]);
       expect(result.dead.size).toBe(0);
+      expect(tally.randomLanded).toBeGreaterThanOrEqual(randomKills);
+      expect(Math.min(...killsAt.values()), 'kills at the least-hit named point').toBeGreaterThanOrEqual(
+        count(1, 6),
+      );
     },
     isFullTier ? 3_600_000 : 180_000,
   );
@@ -287,7 +264,8 @@ describe.skipIf(!available)('incremental pipeline on the PostgreSQL run store, k
 
 describe.skipIf(!available)('incremental pipeline run by `weft worker` processes, one killed', () => {
   const { state, env, violations, emit } = useScenario('pg-workers');
-  const kills = count(4, 32);
+  // Half the kills at the worker failpoints, half at random moments of a task.
+  const kills = count(3, 32);
   const batch = count(50, 200);
   const LEASE = '1000ms';
   const children = new Set<ChildProcess>();
@@ -348,6 +326,17 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
     await worker.exited;
     children.delete(worker.child);
   };
+  /** The workers holding a task's lease (of one run, or of any). */
+  const leaseOwners = async (runId?: string) =>
+    new Set(
+      (
+        await state.storePool.query<{ owner: string }>(
+          `SELECT DISTINCT lease_owner AS owner FROM queue_tasks
+            WHERE state = 'leased' AND ($1::text IS NULL OR run_id = $1)`,
+          [runId ?? null],
+        )
+      ).rows.map((r) => r.owner),
+    );
   const runState = async (id: string) => (await store.getRun(id))?.state ?? 'missing';
   const waitTerminal = async (ids: readonly string[], timeoutMs: number, until = { stop: false }) => {
     const deadline = Date.now() + timeoutMs;
@@ -363,6 +352,7 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
     'finishes every run succeeded, losing nothing and applying nothing twice',
     async () => {
       const rng = seededRng('kill-incremental-postgres (workers)');
+      state.marker = chaosMarker(rng);
       store = await createPostgresStore(state.runDb.url);
       queue = await createPostgresTaskQueue(state.runDb.url);
       const loaded = await loadPipeline(state.pipelinePath, {
@@ -413,16 +403,16 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
           slots[1] = await startWorker('');
           continue;
         }
-        ids.push(await enqueue());
-        await new Promise((r) => setTimeout(r, 10 + rng.int(200)));
-        // Kill a worker holding a lease when there is one (a kill in the middle of a task).
-        const owners = new Set(
-          (
-            await state.storePool.query<{ owner: string }>(
-              `SELECT DISTINCT lease_owner AS owner FROM queue_tasks WHERE state = 'leased'`,
-            )
-          ).rows.map((r) => r.owner),
-        );
+        // A random kill lands in the middle of a task: wait (bounded) until a worker holds one of
+        // this run's tasks, let it work a random moment, then kill a worker holding a lease — if
+        // the run moved on and none does, the kill is idle (counted, and bounded below).
+        const id = await enqueue();
+        ids.push(id);
+        const leaseDeadline = Date.now() + 15_000;
+        while (Date.now() < leaseDeadline && (await leaseOwners(id)).size === 0)
+          await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, rng.int(150)));
+        const owners = await leaseOwners();
         const busy = slots.findIndex((w) => owners.has(w.id));
         const slot = busy >= 0 ? busy : rng.int(2);
         if (busy >= 0) tally.random += 1;
@@ -434,12 +424,13 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
       expect(states, `runs ${ids.join(', ')}`).toEqual(ids.map(() => 'succeeded'));
 
       // Drain what the kills left unread (a killed fetch's entries are reclaimed by a later one).
-      for (let i = 0; i < 50; i++) {
+      let drains = 0;
+      while ((await groupBacklog(state.redis, state.stream, 'weft')) > 0) {
+        expect(drains, 'drain runs').toBeLessThan(50);
+        drains += 1;
         const id = await enqueue();
         ids.push(id);
         expect(await waitTerminal([id], 30_000)).toEqual(['succeeded']);
-        const fetched = (await store.getTaskRuns(id)).find((t) => t.task === 'fetch_interactions')!;
-        if ((fetched.output as { entries: unknown[] }).entries.length === 0) break;
       }
       // Hooks run after the run's final state: give the last ones time to finish.
       const hookDeadline = Date.now() + 15_000;
@@ -457,7 +448,8 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
       );
       const result = await violations(produced);
       console.log(
-        `[reliability] kill-incremental-postgres (workers): ${rounds.length} rounds, ${ids.length} runs x ` +
+        `[reliability] kill-incremental-postgres (workers): ${rounds.length} rounds, ${ids.length} runs ` +
+          `(${drains} to drain) x ` +
           `${batch} entries, kills per named point ${JSON.stringify(Object.fromEntries(killsAt))}, ` +
           `${JSON.stringify(tally)}, ${lost.rows[0]!.n} attempt(s) recorded lost, ` +
           `${result.dead.size} dead-lettered, ${result.hookRepeats} hook repeat(s), ` +
@@ -466,6 +458,12 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
       expect(result.found).toEqual([]);
       expect(result.dead.size).toBe(0);
       for (const point of WORKER_POINTS) expect(killsAt.get(point), point).toBeGreaterThan(0);
+      // Random kills aim at a worker holding a lease; one that found none hit an idle worker.
+      const randomRounds = rounds.filter((r) => r === 'random').length;
+      expect(tally.random, 'random kills of a busy worker').toBeGreaterThanOrEqual(1);
+      expect(tally.randomIdle, 'random kills of an idle worker').toBeLessThanOrEqual(
+        Math.floor(randomRounds / 4),
+      );
     },
     isFullTier ? 3_600_000 : 90_000,
   );

@@ -30,21 +30,13 @@ import {
   expectedGraph,
   graphViolations,
   groupViolations,
-  NOT_TERMINAL,
   processesWith,
   sqliteIntegrity,
   sqliteStoreViolations,
 } from './invariants.js';
 import { count, isFullTier, seededRng } from './tier.js';
-import {
-  BEFORE_RUN_EXISTS,
-  chaosMarker,
-  chaosPipeline,
-  NAMED_POINTS,
-  spawnWeftRun,
-  type WeftRunOutcome,
-} from './chaos-pipeline.js';
-import { chaosPlan, medianOf } from './chaos-plan.js';
+import { chaosMarker, chaosPipeline, NAMED_POINTS } from './chaos-pipeline.js';
+import { drainStream, executeKillPlan, medianOf } from './chaos-plan.js';
 
 const available = await servicesAvailable('reliability: kill the incremental pipeline');
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -110,15 +102,7 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
     });
     return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   };
-  const runArgs = () => [
-    'run',
-    pipelinePath,
-    '-p',
-    `batch_size=${batch}`,
-    '-p',
-    `stream=${stream}`,
-  ];
-  const storeArgs = () => [...runArgs(), '--store', storePath];
+  const runArgs = () => ['run', pipelinePath, '-p', `batch_size=${batch}`, '-p', `stream=${stream}`];
   /** Read straight from the file: a weft command here would itself be the restart. */
   const query = <T>(sql: string, ...params: unknown[]): T[] => {
     if (!existsSync(storePath)) return [];
@@ -133,27 +117,12 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
       store.close();
     }
   };
-  const runCount = () => query<{ n: number }>(`SELECT count(*) AS n FROM runs`)[0]?.n ?? 0;
-  const latestRun = () =>
-    query<{ id: string; state: string }>(
-      `SELECT id, state FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1`,
-    )[0];
-  const pendingHooks = (runId: string) =>
-    query<{ n: number }>(`SELECT count(*) AS n FROM hooks WHERE run_id = ? AND state = 'pending'`, runId)[0]!
-      .n > 0;
-  const runDurationMs = (runId: string) => {
-    const row = query<{ started: string; finished: string }>(
-      `SELECT started_at AS started, finished_at AS finished FROM runs WHERE id = ?`,
-      runId,
-    )[0]!;
-    return Date.parse(row.finished) - Date.parse(row.started);
-  };
 
   it(
     'loses nothing, applies nothing twice, leaves nothing stuck',
     async () => {
       const rng = seededRng('kill-incremental');
-      marker = chaosMarker(rng.int);
+      marker = chaosMarker(rng);
       const emit = async (total: number) => {
         const emitted = await emitInteractions({
           redis,
@@ -168,86 +137,42 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
       };
       await emit((namedKills + randomKills) * batch);
 
-      const plan = chaosPlan(rng, namedKills, randomKills);
-      const tally = { resumed: 0, fresh: 0, hookOnly: 0, randomLanded: 0, randomMissed: 0 };
-      const killsAt = new Map<string, number>(NAMED_POINTS.map((p) => [p, 0]));
-      // Durations (ms, as the store recorded them) of the runs no kill interrupted: random kills
-      // are drawn over their median.
-      const durations: number[] = [];
       const started = Date.now();
-      let runs = 0;
-      const describeOutcome = (label: string, o: WeftRunOutcome) =>
-        `${label}: exit ${o.code ?? o.signal}${o.timedOut ? ' (timed out)' : ''}\n${o.stderr}`;
-
-      while (plan.length > 0) {
-        const point = plan.shift()!;
-        const label = point ?? 'random';
-        runs += 1;
-        const known = runCount();
-        const outcome = await spawnWeftRun(
-          point === null
-            ? { args: storeArgs(), env: env(), killAfterStartMs: Math.floor(rng.next() * medianOf(durations)) }
-            : { args: storeArgs(), env: env(), failpoint: point },
-        );
-        expect(outcome.timedOut, describeOutcome(label, outcome)).toBe(false);
-        if (point !== null) {
-          expect(outcome.signal, describeOutcome(label, outcome)).toBe('SIGKILL');
-          killsAt.set(point, killsAt.get(point)! + 1);
-        } else {
-          expect(outcome.runId, describeOutcome(label, outcome)).not.toBeNull();
-        }
-        // (A kill before the first run reached the store leaves no file yet.)
-        if (existsSync(storePath)) expect(sqliteIntegrity(storePath)).toBe('ok');
-        const created = runCount() > known;
-        // Every named kill leaves its run behind but the one before the run's COMMIT, which must not.
-        if (point !== null) expect(created, `${point}: was the run created?`).toBe(point !== BEFORE_RUN_EXISTS);
-        if (!created) {
-          // Killed before its run was committed: nothing to resume, run it afresh. This run is
-          // also one no kill interrupts: its duration times the random kills (the plan starts here).
-          const again = await spawnWeftRun({ args: storeArgs(), env: env() });
-          expect(again.code, describeOutcome('fresh run', again)).toBe(0);
-          durations.push(runDurationMs(again.runId!));
-          tally.fresh += 1;
-          expect(processesWith(marker), `orphan shell child after ${label}`).toEqual([]);
-          continue;
-        }
-        const latest = latestRun()!;
-        const unfinished = (NOT_TERMINAL as readonly string[]).includes(latest.state);
-        if (point === null) {
-          if (unfinished) tally.randomLanded += 1;
-          else {
-            // The run finished before the kill: it tested nothing, draw another.
-            tally.randomMissed += 1;
-            expect(tally.randomMissed, 'random kills that missed the run').toBeLessThanOrEqual(maxMisses);
-            await emit(batch);
-            plan.push(null);
-          }
-        }
-        if (unfinished || (latest.state === 'succeeded' && pendingHooks(latest.id))) {
-          // The restart: `weft resume` opens the store, finds the dead owner, marks the run
-          // interrupted and finishes it (or runs the hooks a succeeded run left pending).
-          const resumed = weft(['resume', latest.id, '-q']);
-          expect(resumed.code, `${label}: ${resumed.stderr}${resumed.stdout}`).toBe(0);
-          if (unfinished) tally.resumed += 1;
-          else tally.hookOnly += 1;
-        } else {
-          expect(latest.state, `${label} left run ${latest.id}`).toBe('succeeded');
-        }
-        expect(sqliteIntegrity(storePath)).toBe('ok');
-        // The killed run's marked child, if the kill left one: recovery must have stopped it.
-        expect(processesWith(marker), `orphan shell child after ${label}`).toEqual([]);
-      }
-
-      // Drain what the kills left unread (resumed fetches read fresh entries too).
-      for (let i = 0; i < 50; i++) {
-        const drained = weft([...runArgs(), '--format', 'json']);
-        expect(drained.code, drained.stderr).toBe(0);
-        const out = JSON.parse(drained.stdout) as {
-          tasks: { task: string; output: { entries?: unknown[] } }[];
-        };
-        const fetched = out.tasks.find((t) => t.task === 'fetch_interactions')!.output.entries!.length;
-        if (fetched === 0) break;
-      }
+      const { runs, tally, killsAt, durations } = await executeKillPlan({
+        rng,
+        named: namedKills,
+        random: randomKills,
+        maxMisses,
+        marker,
+        store: {
+          runCount: () => query<{ n: number }>(`SELECT count(*) AS n FROM runs`)[0]?.n ?? 0,
+          latestRun: () =>
+            query<{ id: string; state: string }>(
+              `SELECT id, state FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1`,
+            )[0],
+          hasPendingHooks: (runId) =>
+            query<{ n: number }>(
+              `SELECT count(*) AS n FROM hooks WHERE run_id = ? AND state = 'pending'`,
+              runId,
+            )[0]!.n > 0,
+          runDurationMs: (runId) => {
+            const row = query<{ started: string; finished: string }>(
+              `SELECT started_at AS started, finished_at AS finished FROM runs WHERE id = ?`,
+              runId,
+            )[0]!;
+            return Date.parse(row.finished) - Date.parse(row.started);
+          },
+          // After every restart (a kill before the first run reached the store leaves no file yet).
+          check: () => {
+            if (existsSync(storePath)) expect(sqliteIntegrity(storePath)).toBe('ok');
+          },
+        },
+        runArgs: [...runArgs(), '--store', storePath],
+        env,
+        resume: (runId) => weft(['resume', runId, '-q']),
+        topUp: () => emit(batch),
+      });
+      const drains = await drainStream(redis, stream, () => weft([...runArgs(), '--format', 'json']));
 
       const produced = await redis.xrange(stream, '-', '+');
       const dead = await deadLetteredIds(redis, `${stream}:dead`);
@@ -265,6 +190,7 @@ describe.skipIf(!available)('incremental pipeline killed at named points and at 
       const hookRepeats = hookRuns.length - new Set(hookRuns).size;
       console.log(
         `[reliability] kill-incremental: ${runs} killed runs x ${batch} entries, ${JSON.stringify(tally)}, ` +
+          `${drains} drain run(s), ` +
           `kills per named point ${JSON.stringify(Object.fromEntries(killsAt))}, ` +
           `unkilled run ${medianOf(durations)} ms (median of ${durations.length}), ${dead.size} dead-lettered, ` +
           `${succeeded.length} runs succeeded, ${hookRepeats} hook repeat(s), ` +

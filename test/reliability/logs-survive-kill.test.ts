@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogWriter } from '../../src/engine/log-writer.js';
@@ -7,6 +7,8 @@ import { createMemoryStore } from '../../src/store/memory/memory-store.js';
 import type { LogRecord } from '../../src/store/run-store.js';
 import { ok, plan } from '../support/plan-builder.js';
 import { spawnWeft, tempProject, weft } from '../cli/helpers.js';
+import { chattyHandlerSource, compareLogs, describeSurvival, readLogged } from './log-lines.js';
+import { count, isFullTier, seededRng } from './tier.js';
 
 /**
  * Item 10: log lines survive a kill -9 of the weft process. A real `weft run` (the built CLI)
@@ -150,6 +152,88 @@ describe('log lines survive kill -9 of weft run', () => {
       ['succeeded', null],
     ]);
   }, 40_000);
+});
+
+describe("log lines survive kill -9 of weft run: a JavaScript handler's ctx.log", () => {
+  // The handler comes from the project's weft.config.mjs, as a user registers one; it runs inside
+  // the weft process, so the kill stops it too and nothing outlives the test.
+  const kills = count(1, 5);
+  it(
+    `${kills} kill(s): every ctx.log line over a second before the kill is stored, in order; the attempt is lost with its process`,
+    async () => {
+      const rng = seededRng('logs-survive-kill (ctx.log)');
+      for (let round = 0; round < kills; round++) {
+        const project = tempProject({
+          'pipelines/chatty.yaml': 'name: chatty\ntasks:\n  talk:\n    handler: chatty\n',
+          'weft.config.mjs': "import { handlers } from './chatty.mjs';\nexport default { handlers };\n",
+        });
+        projects.push(project);
+        const { dir } = project;
+        const side = join(dir, 'side');
+        writeFileSync(join(dir, 'chatty.mjs'), chattyHandlerSource({ name: 'chatty', side, lines: 400 }));
+        const child = spawnWeft(['run', 'chatty'], { cwd: dir });
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+          child.on('close', (_code, signal) => resolve(signal)),
+        );
+        const runId = await until('the run id', () => /run (r_\w+) of /.exec(out)?.[1]);
+        await until(`the first line (${out})`, () => readLogged(side).length > 0);
+        // 1.5–2.5 s of lines: a good number are logged over a second before the kill.
+        await new Promise((r) => setTimeout(r, 1500 + rng.int(1000)));
+        const killedAt = Date.now();
+        child.kill('SIGKILL');
+        expect(await exited).toBe('SIGKILL');
+        const logged = readLogged(side);
+
+        // The next command sees the run interrupted and the attempt lost with its process.
+        const runs = weft(['runs', runId, '--format', 'json'], { cwd: dir });
+        expect(runs.code, runs.stderr).toBe(0);
+        const interrupted = JSON.parse(runs.stdout) as RunJson;
+        expect(interrupted.state).toBe('interrupted');
+        const cut = interrupted.tasks[0]!.attempt_history[0]!;
+        expect(cut.state).toBe('lost');
+        expect(cut.error?.code).toBe('TASK_LOST');
+        // The engine's words (lostAttemptError in src/engine/interrupted.ts), naming the dead process.
+        expect(cut.error?.message).toMatch(
+          /^the process running this attempt \(\S+\) died before the attempt ended; it was lost with its process$/,
+        );
+
+        const logs = weft(['logs', runId, '--format', 'json'], { cwd: dir });
+        expect(logs.code, logs.stderr).toBe(0);
+        const stored = logs.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as LogRecord);
+        // Store order is seq order: the lines must come back as they were logged.
+        expect(stored.map((l) => l.seq)).toEqual([...stored.map((l) => l.seq)].sort((a, b) => a - b));
+        const survival = compareLogs(
+          logged,
+          stored.filter((l) => l.attempt === 1).map((l) => l.message),
+          killedAt,
+        );
+        console.log(describeSurvival(`logs-survive-kill (ctx.log) kill ${round + 1}/${kills}`, survival));
+        expect(survival.due).toBeGreaterThan(5);
+        expect(survival.missing).toEqual([]);
+        expect(survival.disorder).toEqual([]);
+        // The writer flushes every ~100 ms: far less than a second is ever at risk.
+        expect(survival.lastDurableMs).toBeLessThan(1000);
+
+        // Resumed, the task runs again (and ends at once); the lost attempt keeps its reason.
+        const resumed = weft(['resume', runId], { cwd: dir });
+        expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+        const after = JSON.parse(weft(['runs', runId, '--format', 'json'], { cwd: dir }).stdout) as RunJson;
+        expect(after.state).toBe('succeeded');
+        expect(after.tasks[0]!.attempt_history.map((a) => [a.state, a.error?.message ?? null])).toEqual([
+          ['lost', cut.error?.message],
+          ['succeeded', null],
+        ]);
+        project.cleanup();
+      }
+    },
+    isFullTier ? 300_000 : 60_000,
+  );
 });
 
 describe('the log writer flushes while a task runs', () => {

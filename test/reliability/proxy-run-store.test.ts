@@ -167,7 +167,20 @@ describe.skipIf(!db.available)('PostgreSQL run store behind a proxy that cuts an
           await prepareResume(store, id, { now: Date.now() });
           run = await executeRun(id, options);
         }
-        expect(run.state, id).toBe('succeeded');
+        if (run.state !== 'succeeded') {
+          // Say what the run's tasks and attempts ended as: the failure is otherwise unreadable.
+          const tasks = (await store.getTaskRuns(id)).map((t) => [t.task, t.state, t.reason ?? null]);
+          const attempts = (await store.getAttempts(id)).map((a) => [
+            a.task,
+            a.attempt,
+            a.state,
+            a.error?.message,
+          ]);
+          expect(
+            run.state,
+            `${id}: tasks ${JSON.stringify(tasks)} attempts ${JSON.stringify(attempts)}`,
+          ).toBe('succeeded');
+        }
       };
       let nextToRecover = 0;
       const recoveryLane = async () => {
