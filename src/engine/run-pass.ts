@@ -319,6 +319,11 @@ export class RunPass implements AttemptScope {
         whenError !== undefined
           ? { state: 'failed', error: toWeftError(whenError, 'EXPRESSION_FAILED') }
           : await invokeTask(this, node, attempt, this.#controller.signal);
+      // IMPORTANT: after a fatal stop (the store failed) nothing more is written: the attempt is
+      // left open for interrupted-run recovery, which records it `lost` and runs the task again.
+      // Recording it `cancelled` (its handler was aborted) would make resuming the interrupted
+      // run treat the task as finished, and the run end `cancelled`.
+      if (this.#stop === 'fatal') return;
       await this.#finishAttempt(node, attempt, nth, startMs, result);
     } catch (error) {
       this.#fail(error);

@@ -267,9 +267,17 @@ export interface RunStore {
   requestRun(request: NewRunRequest): Promise<RunRequestRecord>;
   /**
    * Takes up to `limit` pending requests, oldest first, atomically marking them claimed by
-   * `owner` at `now` (ISO): a request is claimed once, whoever else asks at the same time.
+   * `owner` at `now` (ISO): a request is claimed once, whoever else asks at the same time. With
+   * `staleBefore` (ISO), requests still `claimed` from before it are taken again too: their
+   * claimer died or lost the store between claiming and completing them (takeRunRequests makes
+   * taking one twice harmless: the run id is the request's).
    */
-  claimRunRequests(limit: number, owner: string, now: string): Promise<RunRequestRecord[]>;
+  claimRunRequests(
+    limit: number,
+    owner: string,
+    now: string,
+    staleBefore?: string,
+  ): Promise<RunRequestRecord[]>;
   /**
    * Closes a claimed request: `done` with the run it became, or `failed` with an error. Returns
    * false when the request is unknown or not claimed.

@@ -1,14 +1,17 @@
 // Issue 8 item 1 on the PostgreSQL run store. (1) Local execution: `weft run … --store postgres://`
-// killed by SIGKILL at each named failure point of the incremental pipeline and at random moments,
-// then resumed, or run afresh when the run was never created (`before-run-insert-commit` must leave
-// no run, every other named point must leave one). (2) Workers: two `weft worker` processes take
+// killed by SIGKILL at each named failure point of the incremental pipeline and at random moments
+// of its run (timed from the run's start; one that missed the run is drawn again), then resumed, or
+// run afresh when the run was never created (`before-run-insert-commit` must leave no run, every
+// other named point must leave one) — chaos-plan.ts. (2) Workers: two `weft worker` processes take
 // runs enqueued through the library; one is killed at a worker failpoint — `after-claim` (claim()
 // committed, nothing run) or `after-completion-claim` (a completion committed with the next task
-// leased, not run) — or at a random moment, and replaced each time. Either way, in the end: 0
-// interactions lost, 0 applied twice, nothing pending in the consumer group, every run terminal
-// (its `runs` row), no attempt left `running`, no hook pending.
-// Default tier: (1) each named point once + 1 random kill, (2) 4 kills (each worker point once);
-// WEFT_CHAOS=full: (1) 100 runs, each point 7 times, (2) 32 kills, each worker point 8 times.
+// leased, not run) — or at a random moment while it holds a lease, and replaced each time. Either
+// way, in the end: 0 interactions lost, 0 applied twice, nothing pending in the consumer group,
+// every run terminal (its `runs` row), no attempt left `running`, no hook pending, and no marked
+// shell child left (every run has one, chaos-pipeline.ts; (1) checks after every kill and resume).
+// Default tier: (1) each named point once + 1 random kill that landed, (2) 3 kills (each worker
+// point once, 1 random); WEFT_CHAOS=full: (1) 100 runs x 500 entries, 60 named kills (each point 7
+// or 8 times) + 40 random kills that landed, (2) 32 kills, each worker point 8 times, 16 random.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

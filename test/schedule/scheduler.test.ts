@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import type { AnyHandler } from '../../src/handlers/types.js';
+import { newRunRequestId, runIdForRequest } from '../../src/schedule/request-id.js';
+import { REQUEST_CLAIM_STALE_MS } from '../../src/schedule/run-requests.js';
 import type { Scheduler } from '../../src/schedule/scheduler.js';
+import { createRun } from '../../src/engine/create-run.js';
 import { createMemoryStore } from '../../src/store/memory/memory-store.js';
 import type { RunStore } from '../../src/store/run-store.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -435,6 +438,62 @@ describe('manual run requests', () => {
     expect((await f.store.getTaskRuns(runs[0]!.id))[0]!.output).toEqual({ r: 'us' });
     expect((await f.store.getRunRequest('q_2'))!.error?.code).toBe('PIPELINE_NOT_FOUND');
     expect(f.eventsOf('request:failed')).toHaveLength(1);
+  });
+});
+
+describe('run requests whose first take was lost', () => {
+  const plans = [scheduled({ name: 'p', tasks: [ok('a')] }, { cron: '0 0 1 1 *' })];
+
+  it('a claim left by a dead scheduler is taken again once stale, and becomes one run', async () => {
+    const f = track(createFixture({ start: at('2025-01-01T10:00:00Z'), plans }));
+    await f.scheduler.start();
+    const id = newRunRequestId(f.clock.now());
+    await f.store.requestRun({
+      id,
+      pipeline: 'p',
+      params: {},
+      requestedAt: new Date(f.clock.now()).toISOString(),
+    });
+    // Another scheduler claimed it and died before creating the run.
+    await f.store.claimRunRequests(1, 'dead-host:9', new Date(f.clock.now()).toISOString());
+    expect(await f.scheduler.pollRequests()).toBe(0);
+    await f.clock.advance(REQUEST_CLAIM_STALE_MS - 1);
+    expect(await f.scheduler.pollRequests()).toBe(0);
+    await f.clock.advance(2);
+    expect(await f.scheduler.pollRequests()).toBe(1);
+    await f.scheduler.whenIdle();
+    const request = (await f.store.getRunRequest(id))!;
+    expect(request).toMatchObject({ state: 'done', claimedBy: 'test-host:1', runId: runIdForRequest(id) });
+    const runs = await f.runs();
+    expect(runs.map((r) => [r.id, r.state])).toEqual([[runIdForRequest(id), 'succeeded']]);
+  });
+
+  it('a request whose run was created but whose answer was lost completes with that run, not a second', async () => {
+    const f = track(createFixture({ start: at('2025-01-01T10:00:00Z'), plans }));
+    await f.scheduler.start();
+    const id = newRunRequestId(f.clock.now());
+    await f.store.requestRun({
+      id,
+      pipeline: 'p',
+      params: {},
+      requestedAt: new Date(f.clock.now()).toISOString(),
+    });
+    await f.store.claimRunRequests(1, 'dead-host:9', new Date(f.clock.now()).toISOString());
+    // The dead scheduler's createRun committed: the run exists under the request's run id.
+    await createRun(f.store, {
+      plan: plans[0]!,
+      params: {},
+      trigger: 'manual',
+      id: runIdForRequest(id),
+      now: f.clock.now(),
+      owner: 'dead-host:9',
+    });
+    await f.clock.advance(REQUEST_CLAIM_STALE_MS + 1);
+    expect(await f.scheduler.pollRequests()).toBe(1);
+    await f.scheduler.whenIdle();
+    expect(await f.store.getRunRequest(id)).toMatchObject({ state: 'done', runId: runIdForRequest(id) });
+    expect((await f.runs()).map((r) => r.id)).toEqual([runIdForRequest(id)]);
+    expect(f.eventsOf('request:failed')).toHaveLength(0);
   });
 });
 

@@ -811,6 +811,22 @@ function describeFiresAndRequests(current: () => RunStore): void {
       expect((await store.getRunRequest('q_c'))?.claimedBy).toBe('host:2');
     });
 
+    it('takes a stale claim again (its claimer died), never a fresh one or a completed one', async () => {
+      const store = current();
+      await store.requestRun(request('q_a', 1));
+      await store.requestRun(request('q_b', 2));
+      await store.requestRun(request('q_c', 3));
+      expect((await store.claimRunRequests(2, 'dead:1', iso(10))).map((r) => r.id)).toEqual(['q_a', 'q_b']);
+      expect(await store.completeRunRequest('q_b', 'r_b', null, iso(11))).toBe(true);
+      // Not stale yet: only the pending one.
+      expect((await store.claimRunRequests(5, 'host:2', iso(20), iso(10))).map((r) => r.id)).toEqual(['q_c']);
+      // Stale: q_a (claimed at 10) again, now host:3's; q_b is done and q_c's claim (20) is fresh.
+      const retaken = await store.claimRunRequests(5, 'host:3', iso(40), iso(15));
+      expect(retaken.map((r) => [r.id, r.claimedBy, r.claimedAt])).toEqual([['q_a', 'host:3', iso(40)]]);
+      expect(await store.claimRunRequests(5, 'host:4', iso(41), iso(15))).toEqual([]);
+      expect((await store.getRunRequest('q_b'))?.state).toBe('done');
+    });
+
     it('completes a claimed request as done or failed, once', async () => {
       const store = current();
       await store.requestRun(request('q_1', 1));

@@ -159,15 +159,16 @@ describe.runIf(available)('PostgreSQL store', () => {
         { version: 2, name: 'schedule' },
         { version: 3, name: 'queue' },
         { version: 4, name: 'queue-limits' },
+        { version: 5, name: 'request-reclaim' },
       ]);
-      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(4);
+      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(5);
       // Both work against the same tables.
       const run = await a.createRun(newRun());
       expect((await b.getRun(run.id))?.id).toBe(run.id);
       // A third migration of the same schema finds nothing to do.
       const pool = createStorePool(databaseUrl, { schema });
       try {
-        expect(await migratePostgres(pool)).toEqual({ from: 4, to: 4, applied: [] });
+        expect(await migratePostgres(pool)).toEqual({ from: 5, to: 5, applied: [] });
       } finally {
         await pool.end();
       }

@@ -339,9 +339,16 @@ export function createMemoryStore(): RunStore {
       return copyRequest(record);
     },
 
-    claimRunRequests(limit: number, owner: string, now: string): RunRequestRecord[] {
+    claimRunRequests(limit: number, owner: string, now: string, staleBefore?: string): RunRequestRecord[] {
       open();
-      const pending = [...requests.values()].filter((r) => r.state === 'pending');
+      const pending = [...requests.values()].filter(
+        (r) =>
+          r.state === 'pending' ||
+          (r.state === 'claimed' &&
+            staleBefore !== undefined &&
+            r.claimedAt !== null &&
+            Date.parse(r.claimedAt) < Date.parse(staleBefore)),
+      );
       pending.sort(compareRunRequests);
       const claimed = pending.slice(0, Math.max(0, limit));
       for (const request of claimed) {

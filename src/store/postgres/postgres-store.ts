@@ -183,8 +183,13 @@ class PostgresRunStore implements RunStore {
     return requestRun(this.#conn, request);
   }
 
-  claimRunRequests(limit: number, owner: string, now: string): Promise<RunRequestRecord[]> {
-    return claimRunRequests(this.#conn, limit, owner, now);
+  claimRunRequests(
+    limit: number,
+    owner: string,
+    now: string,
+    staleBefore?: string,
+  ): Promise<RunRequestRecord[]> {
+    return claimRunRequests(this.#conn, limit, owner, now, staleBefore);
   }
 
   completeRunRequest(

@@ -37,8 +37,14 @@ export function claimRunRequests(
   limit: number,
   owner: string,
   now: string,
+  staleBefore?: string,
 ): Promise<RunRequestRecord[]> {
-  const payload: SqlValue[] = [encodeValue('text', owner), now, Math.max(0, Math.floor(limit))];
+  const payload: SqlValue[] = [
+    encodeValue('text', owner),
+    now,
+    Math.max(0, Math.floor(limit)),
+    staleBefore ?? null,
+  ];
   return conn
     .write<RunRequestRow[]>({
       group: 'claimRunRequests',

@@ -411,17 +411,26 @@ export const RUN_REQUEST_FIELDS =
   'id, pipeline, params, state, requested_at, claimed_by, claimed_at, run_id, error, completed_at';
 
 /**
- * [owner, now, limit]. SKIP LOCKED: a scheduler in another process claiming at the same moment
- * takes other requests instead of waiting for these, and never the same ones.
+ * [owner, now, limit, staleBefore]: pending requests, and claimed ones whose claim is older than
+ * staleBefore (null: none), each looked up through its partial index, oldest first. SKIP LOCKED:
+ * a scheduler in another process claiming at the same moment takes other requests instead of
+ * waiting for these, and never the same ones.
  */
 export const claimRunRequestsExecutor: GroupExecutor = eachExecutor<readonly SqlValue[]>(
   async (client, values) => {
     const result = await client.query(
       prepared(
-        `UPDATE run_requests SET state = 'claimed', claimed_by = $1, claimed_at = $2
+        `WITH pending AS (
+         SELECT id, requested_at FROM run_requests WHERE state = 'pending'
+         ORDER BY requested_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
+       ), stale AS (
+         SELECT id, requested_at FROM run_requests WHERE state = 'claimed' AND claimed_at < $4::timestamptz
+         ORDER BY claimed_at LIMIT $3 FOR UPDATE SKIP LOCKED
+       )
+       UPDATE run_requests SET state = 'claimed', claimed_by = $1, claimed_at = $2
        WHERE id IN (
-         SELECT id FROM run_requests WHERE state = 'pending' ORDER BY requested_at, id LIMIT $3
-         FOR UPDATE SKIP LOCKED
+         SELECT id FROM (SELECT * FROM pending UNION ALL SELECT * FROM stale) candidates
+         ORDER BY requested_at, id LIMIT $3
        )
        RETURNING ${RUN_REQUEST_FIELDS}`,
         values,

@@ -30,6 +30,7 @@ export function claimRunRequests(
   limit: number,
   owner: string,
   now: string,
+  staleBefore?: string,
 ): Promise<RunRequestRecord[]> {
   // One UPDATE inside the batch's BEGIN IMMEDIATE: another process claiming at the same time
   // waits for the lock, then finds these no longer pending.
@@ -37,10 +38,14 @@ export function claimRunRequests(
     const rows = conn
       .statement(
         `UPDATE run_requests SET state = 'claimed', claimed_by = ?, claimed_at = ?
-       WHERE id IN (SELECT id FROM run_requests WHERE state = 'pending' ORDER BY requested_at, id LIMIT ?)
+       WHERE id IN (
+         SELECT id FROM run_requests
+         WHERE state = 'pending' OR (state = 'claimed' AND claimed_at < ?)
+         ORDER BY requested_at, id LIMIT ?
+       )
        RETURNING *`,
       )
-      .all(owner, now, Math.max(0, Math.floor(limit))) as RunRequestRow[];
+      .all(owner, now, staleBefore ?? null, Math.max(0, Math.floor(limit))) as RunRequestRow[];
     // RETURNING has no order of its own.
     return rows.map(toRunRequest).sort(compareRunRequests);
   });
