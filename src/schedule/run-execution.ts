@@ -1,6 +1,12 @@
 import type { Plan } from '../compile/plan.js';
 import type { JsonObject } from '../core/json.js';
-import { createRun, executeRun, isLocalOwnerAlive } from '../engine/index.js';
+import {
+  createRun,
+  DEFAULT_STALE_HEARTBEAT_MS,
+  executeRun,
+  isLocalOwner,
+  isLocalOwnerAlive,
+} from '../engine/index.js';
 import type { EngineEvent } from '../engine/events.js';
 import { WeftError } from '../errors.js';
 import type { RunRecord, RunTrigger } from '../store/run-store.js';
@@ -94,7 +100,27 @@ export function executeInBackground(
   })
     .then(
       () => undefined,
-      (error: unknown) => ctx.logError(error, `executing run ${run.id} of ${pipeline}`),
+      (error: unknown) => {
+        ctx.logError(error, `executing run ${run.id} of ${pipeline}`);
+        // The engine could not record the run's end (the store failed under it): the run is left
+        // `running` in our name while nothing runs it. Mark it interrupted, fenced on our
+        // ownership, so `weft resume` (or resume_interrupted at the next start) finishes it; if the
+        // store is still failing, blockingRun already ignores it and the next start's recovery
+        // marks it.
+        return ctx.store
+          .updateRun(
+            run.id,
+            { state: 'interrupted' },
+            { states: ['running', 'retrying'], owner: ctx.options.owner },
+          )
+          .then(
+            (marked) => {
+              if (marked) ctx.log({ type: 'run:interrupted', runId: run.id, pipeline, resuming: false });
+            },
+            (markError: unknown) =>
+              ctx.logError(markError, `marking run ${run.id} of ${pipeline} interrupted`),
+          );
+      },
     )
     .finally(() => {
       ctx.executions.delete(run.id);
@@ -161,13 +187,25 @@ function logEngineEvent(
   }
 }
 
-/** A run of `pipeline` in progress here, or else anywhere in the store; null when none. */
+/**
+ * A run of `pipeline` in progress here, or else anywhere in the store; null when none. A run the
+ * store shows running blocks only if something may still be running it: not one in our own name
+ * that we are not executing (its execution failed on a store error), not one whose process on this
+ * host is dead, not one whose owner on another host has stopped heartbeating — any of those would
+ * make every later fire skip until some scheduler restarts and notices.
+ */
 export async function blockingRun(ctx: SchedulerContext, pipeline: string): Promise<string | null> {
   const local = ctx.active.get(pipeline);
   if (local && local.size > 0) return local.values().next().value!;
   const running = await ctx.store.listRuns({ pipeline, states: ['running', 'retrying'], limit: 10 });
-  // A run whose process is known to be dead (killed, not yet marked interrupted) runs nothing:
-  // it must not make every later fire skip until some scheduler restarts and notices.
-  const isAlive = ctx.options.isOwnerAlive ?? isLocalOwnerAlive;
-  return running.find((r) => r.owner === null || isAlive(r.owner))?.id ?? null;
+  const now = ctx.clock.now();
+  const mayBeRunning = (run: RunRecord): boolean => {
+    if (run.owner === null) return true; // handed to the queue: workers run it
+    if (run.owner === ctx.options.owner) return false;
+    if (ctx.options.isOwnerAlive) return ctx.options.isOwnerAlive(run.owner);
+    if (isLocalOwner(run.owner)) return isLocalOwnerAlive(run.owner);
+    const beat = run.heartbeatAt ?? run.startedAt ?? run.createdAt;
+    return now - Date.parse(beat) < DEFAULT_STALE_HEARTBEAT_MS;
+  };
+  return running.find(mayBeRunning)?.id ?? null;
 }

@@ -441,6 +441,46 @@ describe('manual run requests', () => {
   });
 });
 
+describe('which runs block an overlap: skip fire', () => {
+  const plan = scheduled({ name: 'p', tasks: [ok('a')] }, { cron: '*/5 * * * *', overlap: 'skip' });
+
+  /** A run of `p` the store shows running under `owner`, last heard from `beatAgoMs` before 10:00. */
+  async function leftRunning(f: ReturnType<typeof createFixture>, owner: string, beatAgoMs: number) {
+    const run = await createRun(f.store, { plan, params: {}, trigger: 'manual', now: f.clock.now(), owner });
+    const beat = new Date(at('2025-01-01T10:00:00Z') - beatAgoMs).toISOString();
+    await f.store.updateRun(run.id, { state: 'running', startedAt: beat, heartbeatAt: beat });
+    return run.id;
+  }
+
+  async function fireAt1000(owner: string, beatAgoMs: number) {
+    // No injected liveness: the scheduler decides as in production.
+    const f = track(
+      createFixture({ start: at('2025-01-01T09:59:00Z'), plans: [plan], isOwnerAlive: undefined }),
+    );
+    const blocking = await leftRunning(f, owner, beatAgoMs);
+    await f.scheduler.start();
+    await f.advance(MINUTE);
+    const fire = (await f.store.listFires()).find((x) => x.scheduledFor === '2025-01-01T10:00:00.000Z')!;
+    return { fire, blocking };
+  }
+
+  it('a run on another host that stopped heartbeating does not make fires skip', async () => {
+    const { fire } = await fireAt1000('other-host.example:42', 2 * MINUTE);
+    expect(fire.outcome).toBe('ran');
+  });
+
+  it('a run on another host that heartbeats does', async () => {
+    const { fire, blocking } = await fireAt1000('other-host.example:42', 10_000);
+    expect(fire.outcome).toBe('skipped');
+    expect(fire.reason).toContain(`run ${blocking}`);
+  });
+
+  it("a run in this scheduler's own name that it is not executing (its execution failed) does not", async () => {
+    const { fire } = await fireAt1000('test-host:1', 10_000);
+    expect(fire.outcome).toBe('ran');
+  });
+});
+
 describe('run requests whose first take was lost', () => {
   const plans = [scheduled({ name: 'p', tasks: [ok('a')] }, { cron: '0 0 1 1 *' })];
 
