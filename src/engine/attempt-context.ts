@@ -74,11 +74,14 @@ export class AttemptContext implements HandlerContext {
     return this.#upstream;
   }
 
-  readonly recordChildProcess = (pgid: number): void => {
-    // Fire and forget: the child is already running, and a store failure here must not fail the
-    // attempt; the worst case is an orphan that recovery cannot find.
+  readonly recordChildProcess = (pgid: number): Promise<void> =>
+    // The shell handler holds its child at a gate until this settles, so a kill of weft before the
+    // group is stored leaves no running child. A store failure here must not fail the attempt;
+    // the child then goes ahead unrecorded (the worst case: an orphan recovery cannot find).
     this.#store
       .updateAttempt(this.run.id, this.task, this.attempt, { pid: pgid }, { states: ['running'] })
-      .catch(() => undefined);
-  };
+      .then(
+        () => undefined,
+        () => undefined,
+      );
 }

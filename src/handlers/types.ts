@@ -43,9 +43,11 @@ export interface HandlerContext {
   /**
    * A handler that starts a child process in its own process group reports the group here, so that
    * if weft's own process dies, recovery can stop what it left running (no orphans doing work
-   * twice after a resume). Optional: contexts outside the engine may not offer it.
+   * twice after a resume). Resolves once the group is stored: a handler should not let the child
+   * start its work before then (the shell handler holds it at a gate). Optional: contexts outside
+   * the engine may not offer it.
    */
-  recordChildProcess?: (pgid: number) => void;
+  recordChildProcess?: (pgid: number) => Promise<void>;
   /** Hooks only: what the hook is about. */
   hook?: HookInfo;
   /**

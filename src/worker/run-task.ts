@@ -271,13 +271,15 @@ export class TaskRunner {
             env: this.#c.env,
             upstream,
             mask: masker,
-            recordChildProcess: (pgid) => {
-              // Fire and forget, as in the interpreter: the child runs already, and a store
-              // failure must not fail the attempt (the worst case is an orphan nobody can stop).
+            recordChildProcess: (pgid) =>
+              // As in the interpreter: the child waits for this before it starts its work; a store
+              // failure does not fail the attempt (the worst case is an orphan nobody can stop).
               this.#c.options.store
                 .updateAttempt(claim.runId, claim.task, claim.attempt, { pid: pgid }, { states: ['running'] })
-                .catch((error: unknown) => this.#c.error(error, 'recording a child process'));
-            },
+                .then(
+                  () => undefined,
+                  (error: unknown) => this.#c.error(error, 'recording a child process'),
+                ),
           }),
         ),
       {

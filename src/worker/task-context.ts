@@ -13,7 +13,7 @@ export class WorkerTaskContext implements HandlerContext {
   readonly log: TaskLogger;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly mask: (text: string) => string;
-  readonly recordChildProcess: (pgid: number) => void;
+  readonly recordChildProcess: (pgid: number) => Promise<void>;
   #upstream: Record<string, JsonValue> | undefined;
   readonly #compute: () => Record<string, JsonValue>;
 
@@ -29,7 +29,7 @@ export class WorkerTaskContext implements HandlerContext {
     /** The run's secrets masked (see HandlerContext.mask). */
     mask: Masker;
     /** Stores a child process group on the attempt, so that the reaper can stop it as an orphan. */
-    recordChildProcess: (pgid: number) => void;
+    recordChildProcess: (pgid: number) => Promise<void>;
   }) {
     this.pipeline = init.run.pipeline;
     this.task = init.task;

@@ -1,9 +1,15 @@
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isNonRetryable } from '../../src/errors.js';
-import { createShellHandler, shellHandler, type ShellArgs } from '../../src/handlers/builtin/shell.js';
+import {
+  createShellHandler,
+  SHELL_GATE as shellGate,
+  shellHandler,
+  type ShellArgs,
+} from '../../src/handlers/builtin/shell.js';
 import { createTestContext, type TestContext } from '../support/handler-context.js';
 
 function run(args: ShellArgs, test: TestContext = createTestContext()) {
@@ -126,6 +132,47 @@ describe('shell: running commands', () => {
     const handler = createShellHandler({ onSpawn: (pid) => pids.push(pid) });
     const out = (await handler.run({ command: 'echo $$' }, createTestContext().ctx)) as { stdout: string };
     expect(pids).toEqual([Number(out.stdout)]);
+  });
+});
+
+describe('shell: the gate (nothing runs before its process group is recorded)', () => {
+  it('holds the command until recordChildProcess resolves, then runs it with /dev/null as stdin', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-gate-'));
+    try {
+      const marker = join(dir, 'started');
+      let open!: () => void;
+      const recorded: number[] = [];
+      const test = createTestContext();
+      test.ctx.recordChildProcess = (pgid) => {
+        recorded.push(pgid);
+        return new Promise<void>((resolve) => (open = resolve));
+      };
+      const result = shellHandler.run({ command: `touch ${marker}; cat; echo $$` }, test.ctx);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(recorded).toHaveLength(1);
+      expect(existsSync(marker)).toBe(false);
+      open();
+      const out = (await result) as { exitCode: number; stdout: string };
+      expect(existsSync(marker)).toBe(true);
+      // `cat` read /dev/null (no gate line left over), and the shell is the recorded group.
+      expect(out).toEqual({ exitCode: 0, stdout: `${recorded[0]}` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a child whose weft died at the gate exits without running anything', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-gate-'));
+    try {
+      const marker = join(dir, 'started');
+      // The gate's shell with its stdin closed at once, as when weft is SIGKILLed before writing.
+      const script = `${shellGate}touch ${marker}`;
+      const result = spawnSync('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'], input: '' });
+      expect(result.status).toBe(125);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

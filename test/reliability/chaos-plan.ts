@@ -145,7 +145,7 @@ export async function executeKillPlan(options: {
     }
     store.check?.();
     // The killed run's marked child, if the kill left one: recovery must have stopped it.
-    noOrphan(label);
+    noOrphan(`${label} (run ${latest.id}, run ${result.runs} of the plan)`);
   }
   return result;
 }

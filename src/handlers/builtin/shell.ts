@@ -1,4 +1,6 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, readdir, readFile } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as delay } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -131,21 +133,35 @@ async function runShell(
   const graceMs =
     args.kill_grace === undefined ? DEFAULT_KILL_GRACE_MS : requireDuration(args.kill_grace, 'kill_grace');
   const stdoutLimit = args.stdout_limit ?? DEFAULT_STDOUT_LIMIT;
-  const [file, argv] =
-    typeof args.command === 'string'
-      ? ['/bin/sh', ['-c', args.command]]
-      : [args.command[0], args.command.slice(1)];
-  if (file === undefined || file === '') throw new NonRetryableError('command: the argv array is empty');
+  const program = typeof args.command === 'string' ? '/bin/sh' : args.command[0];
+  if (program === undefined || program === '')
+    throw new NonRetryableError('command: the argv array is empty');
+  const env = childEnv(ctx.env, args.env);
+  // Both forms run behind the gate in one shell: the script itself, or `exec` of the program.
+  let script: string;
+  let positional: string[] = [];
+  if (typeof args.command === 'string') {
+    script = SHELL_GATE + args.command;
+  } else {
+    // The gate's shell would report a missing program as exit 127; found here, it stays a clear
+    // non-retryable error, as a spawn's ENOENT was.
+    await assertRunnable(program, env.PATH, args.cwd);
+    script = `${SHELL_GATE}exec "$@"`;
+    positional = ['weft-gate', ...args.command];
+  }
+  const file = '/bin/sh';
+  const argv = ['-c', script, ...positional];
 
   const child = execa(file, argv, {
     cwd: args.cwd,
-    env: childEnv(ctx.env, args.env),
+    env,
     extendEnv: false,
     // Its own process group, so that a timeout can stop the command and everything it started.
     detached: true,
     // execa's cleanup kills only the direct child; the group is handled below.
     cleanup: false,
-    stdin: 'ignore',
+    // The gate's pipe: the command reads /dev/null, as with 'ignore', once the gate has opened.
+    stdin: 'pipe',
     buffer: false,
     reject: false,
   });
@@ -175,13 +191,19 @@ async function runShell(
       ctx.log.warn(`could not stop process group ${pid}: ${(error as Error).message}`);
     });
   };
+  // A child that died early (killed on timeout while at the gate) closes the pipe: nothing to say.
+  child.stdin?.on('error', () => undefined);
   if (pid !== undefined) {
     options.onSpawn?.(pid, ctx);
-    // detached: the child leads its own process group, whose id is its pid.
-    ctx.recordChildProcess?.(pid);
-    // Mid child: a moment after the spawn (and the record of its group) rather than in the same tick.
-    setTimeout(() => failpoint('shell-child-started'), 20).unref();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
+    // detached: the child leads its own process group, whose id is its pid. IMPORTANT: the gate
+    // opens only once the group is stored, so that a kill of weft at any moment leaves either a
+    // recorded group (recovery stops it) or a child that sees the pipe close and exits unstarted.
+    void Promise.resolve(ctx.recordChildProcess?.(pid)).then(() => {
+      child.stdin?.end('\n');
+      // Mid child: a moment after the gate opened rather than in the same tick.
+      setTimeout(() => failpoint('shell-child-started'), 20).unref();
+    });
   }
 
   let result;
@@ -204,13 +226,42 @@ async function runShell(
   if (result.signal !== undefined) throw new Error(`command was killed by signal ${result.signal}${tail}`);
   // It never started: a missing program, a bad cwd. Running it again cannot help.
   const reason = result.originalMessage ?? result.shortMessage;
-  const message = `cannot start ${quoteShellWord(file)}: ${reason}`;
+  const message = `cannot start ${quoteShellWord(program)}: ${reason}`;
   throw result.code === 'ENOENT' || result.code === 'EACCES'
     ? new NonRetryableError(message)
     : new Error(message);
 }
 
 type Masker = (text: string) => string;
+
+/**
+ * The first words of every command's shell: wait for one line on stdin (the handler writes it once
+ * the child's process group is stored), exit 125 without running anything if the pipe closes
+ * first (weft died), then give the command /dev/null as its stdin. On one line, so the command's
+ * own line numbers in shell error messages stay as written.
+ */
+export const SHELL_GATE = 'IFS= read -r _weft_gate || exit 125; exec </dev/null; ';
+
+/** Throws the non-retryable "cannot start" error when `program` cannot be executed. */
+async function assertRunnable(
+  program: string,
+  path: string | undefined,
+  cwd: string | undefined,
+): Promise<void> {
+  const candidates = program.includes('/')
+    ? [resolvePath(cwd ?? process.cwd(), program)]
+    : (path ?? '').split(':').map((dir) => resolvePath(cwd ?? process.cwd(), dir || '.', program));
+  let reason = 'not found (spawn ENOENT)';
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, fsConstants.X_OK);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EACCES') reason = 'permission denied (spawn EACCES)';
+    }
+  }
+  throw new NonRetryableError(`cannot start ${quoteShellWord(program)}: ${reason}`);
+}
 
 /**
  * A stderr line as quoted in the error, at most MAX_TAIL_LINE_CHARS. IMPORTANT: masked BEFORE it
