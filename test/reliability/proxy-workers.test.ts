@@ -60,13 +60,12 @@ const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 const RESUME_MS = 4000;
 
 /**
- * The scheduler scenario is opt-in (WEFT_PROXY_SCHEDULER=1) until run requests survive a dropped
- * connection (src/schedule/run-requests.ts and the store's claimRunRequests): a request whose
- * claim committed but whose reply was lost, or whose run's creation and failure report both
- * failed, stays `claimed` for good (nothing reclaims a claim); a run whose creation committed but
- * whose reply was lost runs while its request says `failed`. Both show within a few CI-tier runs.
+ * The scheduler scenario runs in the full tier (and with WEFT_PROXY_SCHEDULER=1): a run request
+ * whose claim's answer was lost with a cut connection stays `claimed` until its claim is stale
+ * (30 s, src/schedule/run-requests.ts) and is then taken again, which can outlast the CI tier's
+ * waits.
  */
-const SCHEDULER = process.env.WEFT_PROXY_SCHEDULER === '1';
+const SCHEDULER = isFullTier || process.env.WEFT_PROXY_SCHEDULER === '1';
 
 const TASKS = { extract: [], clean: ['extract'], enrich: ['extract'], score: ['extract'] } as const;
 const PIPELINE = plan({
@@ -609,20 +608,15 @@ describe.skipIf(!db.available || !built)('weft worker processes behind a proxy t
         };
         const times = await chaos(proxy, rng, load, processes);
 
-        // Every request ended: done with its run, or failed because the store could not take the
-        // run at that moment — a connection cut while the scheduler created it. That is the
-        // store's contract (a write whose commit is in doubt fails with STORE_FAILED, it is not
-        // replayed: proxy-run-store.test.ts), and the request says so: `weft trigger` reports
-        // the error and exits 1. What must not happen is a run nobody knows of, or one stuck.
+        // Every request ended done, with its run: a store error while the scheduler took a
+        // request leaves it claimed and it is taken again (the same run id, so never two runs);
+        // what must not happen is a failed request, a run nobody knows of, or one stuck.
         const rows = await requested(requests.length);
         const done = rows.filter((r) => r.state === 'done');
         const failed = rows.filter((r) => r.state === 'failed');
-        expect(done.length + failed.length).toBe(requests.length);
+        expect(failed).toEqual([]);
+        expect(done.length).toBe(requests.length);
         expect(done.filter((r) => r.run_id === null)).toEqual([]);
-        expect(failed.map((r) => (JSON.parse(r.error ?? '{}') as { code?: string }).code)).toEqual(
-          failed.map(() => 'STORE_FAILED'),
-        );
-        expect(failed.length).toBeLessThan(requests.length / 2);
         const ids = done.map((r) => r.run_id!);
         const all = await db.query<{ id: string; state: string }>(
           `SELECT id, state FROM runs WHERE pipeline = 'proxy_serve'`,
@@ -631,8 +625,8 @@ describe.skipIf(!db.available || !built)('weft worker processes behind a proxy t
         const figures = await checkRuns(ids);
         await checkProcesses(processes, workers);
         console.log(
-          `[reliability] proxy scheduler + workers: ${requests.length} runs asked for, ${failed.length} ` +
-            `refused with STORE_FAILED; ${describeChaos(times, figures, ids.length, proxy)}; ` +
+          `[reliability] proxy scheduler + workers: ${requests.length} runs asked for, all done; ` +
+            `${describeChaos(times, figures, ids.length, proxy)}; ` +
             `events ${JSON.stringify(processes.map(eventsOf))}`,
         );
         expect(times.resumeMs).toBeLessThan(RESUME_MS);
