@@ -198,7 +198,6 @@ export async function waitingQueueFire(ctx: SchedulerContext, pipeline: string):
   let oldest: FireRecord | null = null;
   for (const fire of fires) {
     if (fire.outcome !== 'queued' || fire.runId === null) continue;
-    if (!fire.reason?.startsWith(QUEUE_REASON)) continue;
     if (oldest && oldest.scheduledFor < fire.scheduledFor) continue;
     if (await ctx.store.getRun(fire.runId)) continue;
     oldest = fire;
@@ -207,13 +206,14 @@ export async function waitingQueueFire(ctx: SchedulerContext, pipeline: string):
 }
 
 /**
- * Starts the fire of an overlap: queue pipeline that waits in the store, once nothing of the
- * pipeline runs anywhere. Schedulers race for it through its pre-assigned run id: the one whose
- * creation fails as a duplicate lost, and does nothing more.
+ * Starts a fire that waits in the store — an overlap: queue fire, or the rest of a catch-up
+ * backlog whose scheduler stopped or died before starting it — once nothing of the pipeline runs
+ * anywhere. Schedulers race for it through its pre-assigned run id: the one whose creation fails
+ * as a duplicate lost, and does nothing more.
  */
 export async function drainQueuedFire(ctx: SchedulerContext, pipeline: string): Promise<void> {
   const entry = ctx.entries.get(pipeline);
-  if (!entry || entry.plan.schedule?.overlap !== 'queue') return;
+  if (!entry || !mayWaitInStore(entry.plan)) return;
   if (ctx.isStopping() || ctx.draining.has(pipeline)) return;
   // This process's catch-up backlog goes first; its drain comes back here once it is empty.
   if ((ctx.waiting.get(pipeline)?.length ?? 0) > 0) return;
@@ -229,11 +229,16 @@ export async function drainQueuedFire(ctx: SchedulerContext, pipeline: string): 
   }
 }
 
-/** The pipelines a drain may have something to start for: a local backlog, or overlap: queue. */
+/** Whether fires of `plan` can wait in the store: overlap: queue, or a catchup: all backlog. */
+function mayWaitInStore(plan: Plan): boolean {
+  return plan.schedule?.overlap === 'queue' || plan.schedule?.catchup === 'all';
+}
+
+/** The pipelines a drain may have something to start for: a local backlog, or fires in the store. */
 export function drainablePipelines(ctx: SchedulerContext): string[] {
   const names = new Set(ctx.waiting.keys());
   for (const [name, entry] of ctx.entries) {
-    if (entry.plan.schedule?.overlap === 'queue') names.add(name);
+    if (mayWaitInStore(entry.plan)) names.add(name);
   }
   return [...names];
 }
