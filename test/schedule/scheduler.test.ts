@@ -9,6 +9,7 @@ import { REQUEST_CLAIM_STALE_MS } from '../../src/schedule/run-requests.js';
 import type { Scheduler } from '../../src/schedule/scheduler.js';
 import { createRun } from '../../src/engine/create-run.js';
 import { createMemoryStore } from '../../src/store/memory/memory-store.js';
+import { newRunId } from '../../src/store/ids.js';
 import type { RunStore } from '../../src/store/run-store.js';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ok, task } from '../support/plan-builder.js';
@@ -239,6 +240,44 @@ describe('catching up after downtime', () => {
     expect(f.eventsOf('catchup:capped')).toEqual([
       { type: 'catchup:capped', pipeline: 'every30', missed: 2, limit: 4 },
     ]);
+  });
+
+  it('all: the rest of a backlog whose scheduler died waits in the store, and another scheduler runs it', async () => {
+    const store = createMemoryStore();
+    const record = (time: string, outcome: 'ran' | 'queued', runId: string) =>
+      store.recordFire({
+        pipeline: 'every30',
+        scheduledFor: `2025-01-01T${time}:00.000Z`,
+        outcome,
+        reason: outcome === 'queued' ? 'catch-up; starts when the run before it ends' : null,
+        runId,
+        recordedAt: '2025-01-01T10:00:05.000Z',
+      });
+    // The dead scheduler ran 09:00 (its run since gone from this store) and left 09:30 and 10:00 queued.
+    await record('09:00', 'ran', 'r_old');
+    const waiting = [newRunId(at('2025-01-01T10:00:05Z')), newRunId(at('2025-01-01T10:00:05Z'))];
+    await record('09:30', 'queued', waiting[0]!);
+    await record('10:00', 'queued', waiting[1]!);
+    const f = track(
+      createFixture({
+        store,
+        start: at('2025-01-01T10:10:00Z'),
+        plans: [scheduled({ name: 'every30', tasks: [ok('a')] }, { cron: '*/30 * * * *', catchup: 'all' })],
+      }),
+    );
+    await f.scheduler.start();
+    await waitUntil(async () => (await f.runs()).filter((r) => r.state === 'succeeded').length === 2);
+    await f.scheduler.whenIdle();
+    const runs = await f.runs();
+    expect(runs.map((r) => [r.id, r.scheduledFor]).sort()).toEqual(
+      [
+        [waiting[0], '2025-01-01T09:30:00.000Z'],
+        [waiting[1], '2025-01-01T10:00:00.000Z'],
+      ].sort(),
+    );
+    // Oldest first, one after the other.
+    const [first, second] = [...runs].sort((a, b) => a.scheduledFor!.localeCompare(b.scheduledFor!));
+    expect(first!.finishedAt! <= second!.startedAt!).toBe(true);
   });
 
   it('runs the newest due fire when it is only a little late (a quick restart)', async () => {
