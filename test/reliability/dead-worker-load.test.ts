@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -9,6 +9,7 @@ import type { TaskQueue } from '../../src/worker/queue-port.js';
 import { plan, task } from '../support/plan-builder.js';
 import { useTestDatabase, waitFor } from '../worker/pg-support.js';
 import { count } from './tier.js';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * A dead worker under load: a fan-out of 10,000 tasks (2,000 in the default tier) drained by 4
@@ -70,52 +71,11 @@ export const handlers = [{
 `,
 );
 
-interface WorkerProcess {
-  child: ChildProcess;
-  id: string;
-  stderr: () => string;
-}
-
 /** Starts `weft worker`; resolves with its worker id once it is registered. */
-async function startWorker(url: string): Promise<WorkerProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'worker',
-      '--store',
-      url,
-      '--concurrency',
-      String(CONCURRENCY),
-      '--lease',
-      `${LEASE_MS}ms`,
-      '--grace',
-      '2s',
-      '--handlers',
-      join(dir, 'count-handler.mjs'),
-    ],
-    { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-8000);
-  });
-  const id = await new Promise<string>((resolvePromise, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`weft worker did not start: ${stderr}`)), 20_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out = (out + chunk.toString()).slice(-8000);
-      const started = / worker (\S+) started:/.exec(out);
-      if (started) {
-        clearTimeout(timer);
-        resolvePromise(started[1]!);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`weft worker exited with ${code}: ${stderr}`)));
-  });
-  child.removeAllListeners('exit');
-  return { child, id, stderr: () => stderr };
+function startWorker(url: string): Promise<WorkerProcess> {
+  const handlers = join(dir, 'count-handler.mjs');
+  const args = ['--store', url, '--concurrency', String(CONCURRENCY), '--lease', `${LEASE_MS}ms`];
+  return startWorkerProcess({ args: [...args, '--grace', '2s', '--handlers', handlers], cwd: dir, children });
 }
 
 function exited(child: ChildProcess): Promise<void> {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { plan, task } from '../support/plan-builder.js';
 import { useTestDatabase, waitFor } from '../worker/pg-support.js';
 import { chattyHandlerSource, compareLogs, describeSurvival, readLogged } from './log-lines.js';
 import { count, isFullTier, seededRng } from './tier.js';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * Item 10 on the distributed path: a run executed by a `weft worker` PROCESS on the PostgreSQL
@@ -20,7 +21,6 @@ import { count, isFullTier, seededRng } from './tier.js';
  */
 const db = await useTestDatabase('test/reliability/logs-survive-kill-worker.test.ts');
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'weft.js');
 const built = existsSync(join(ROOT, 'dist', 'cli', 'commands', 'worker.js'));
 if (!built)
   console.warn(
@@ -37,37 +37,10 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-interface WorkerProcess {
-  child: ChildProcess;
-  id: string;
-  exited: Promise<NodeJS.Signals | null>;
-}
-
 /** Starts `weft worker` with the handler module; resolves with its id once it is registered. */
-async function startWorker(url: string, handlers: string): Promise<WorkerProcess> {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'worker', '--store', url, '--lease', `${LEASE_MS}ms`, '--grace', '1s', '--handlers', handlers],
-    { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-8000)));
-  const id = await new Promise<string>((resolvePromise, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`weft worker did not start: ${stderr}`)), 30_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out = (out + chunk.toString()).slice(-8000);
-      const started = / worker (\S+) started:/.exec(out);
-      if (started) {
-        clearTimeout(timer);
-        resolvePromise(started[1]!);
-      }
-    });
-    void exited.then(() => reject(new Error(`weft worker exited before it started: ${stderr}`)));
-  });
-  return { child, id, exited };
+function startWorker(url: string, handlers: string): Promise<WorkerProcess> {
+  const args = ['--store', url, '--lease', `${LEASE_MS}ms`, '--grace', '1s', '--handlers', handlers];
+  return startWorkerProcess({ args, cwd: dir, children });
 }
 
 describe.skipIf(!db.available || !built)('log lines survive kill -9 of a weft worker (PostgreSQL)', () => {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -8,6 +8,7 @@ import type { RunStore } from '../../src/store/run-store.js';
 import type { TaskQueue } from '../../src/worker/queue-port.js';
 import { ok, plan, task } from '../support/plan-builder.js';
 import { useTestDatabase, waitFor } from './pg-support.js';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * kill -9 of a real `weft worker` process holding leases: its attempts are recorded lost (with
@@ -16,7 +17,6 @@ import { useTestDatabase, waitFor } from './pg-support.js';
  */
 const db = await useTestDatabase('test/worker/kill-worker.test.ts');
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const BIN = join(ROOT, 'bin', 'weft.js');
 const built = existsSync(join(ROOT, 'dist', 'cli', 'commands', 'worker.js'));
 if (!built)
   console.warn(
@@ -33,45 +33,9 @@ afterAll(() => {
 });
 
 /** Starts `weft worker`; resolves with its worker id once it is registered. */
-async function startWorker(url: string): Promise<{ child: ChildProcess; id: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'worker',
-      '--store',
-      url,
-      '--concurrency',
-      '20',
-      '--lease',
-      `${LEASE_MS}ms`,
-      '--log-format',
-      'json',
-    ],
-    {
-      cwd: dir,
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  children.push(child);
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const id = await new Promise<string>((resolvePromise, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`weft worker did not start: ${stderr}`)), 15_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      for (const line of out.split('\n')) {
-        if (!line.includes('"worker:started"')) continue;
-        clearTimeout(timer);
-        resolvePromise((JSON.parse(line) as { worker: string }).worker);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`weft worker exited with ${code}: ${stderr}`)));
-  });
-  child.removeAllListeners('exit');
-  return { child, id };
+function startWorker(url: string): Promise<WorkerProcess> {
+  const args = ['--store', url, '--concurrency', '20', '--lease', `${LEASE_MS}ms`, '--log-format', 'json'];
+  return startWorkerProcess({ args, cwd: dir, children, startTimeoutMs: 15_000 });
 }
 
 describe.skipIf(!db.available || !built)('kill -9 of a worker process holding leases', () => {

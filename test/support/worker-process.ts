@@ -1,0 +1,62 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+/** The CLI as users run it; tests spawn it with the Node running them. */
+export const WEFT_BIN = join(resolve(import.meta.dirname, '..', '..'), 'bin', 'weft.js');
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** The worker id it registered with (as in the store's attempts). */
+  id: string;
+  /** The last 8,000 characters of its stderr. */
+  stderr: () => string;
+  /** Resolves with the signal that ended it (null for a plain exit). */
+  exited: Promise<NodeJS.Signals | null>;
+}
+
+/**
+ * Starts `weft worker <args>` and resolves once it says it started (a text or a JSON log line),
+ * with its worker id; rejects with its stderr if it exits or stays silent first. The child is
+ * pushed on `children` so the caller's afterAll can kill whatever is left.
+ */
+export async function startWorkerProcess(options: {
+  args: string[];
+  cwd: string;
+  children: ChildProcess[];
+  startTimeoutMs?: number;
+}): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [WEFT_BIN, 'worker', ...options.args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  options.children.push(child);
+  const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-8000)));
+  const id = await new Promise<string>((resolvePromise, reject) => {
+    let out = '';
+    const timer = setTimeout(
+      () => reject(new Error(`weft worker did not start: ${stderr}`)),
+      options.startTimeoutMs ?? 30_000,
+    );
+    child.stdout.on('data', (chunk: Buffer) => {
+      out = (out + chunk.toString()).slice(-8000);
+      const text = / worker (\S+) started:/.exec(out)?.[1];
+      const json = out
+        .split('\n')
+        .find((line) => line.includes('"worker:started"'))
+        ?.trim();
+      const started = text ?? (json ? (JSON.parse(json) as { worker: string }).worker : undefined);
+      if (started !== undefined) {
+        clearTimeout(timer);
+        resolvePromise(started);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`weft worker exited before it started: ${stderr}`));
+    });
+  });
+  return { child, id, stderr: () => stderr, exited };
+}
