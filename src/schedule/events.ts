@@ -11,6 +11,12 @@ export type SchedulerEvent =
   | { type: 'scheduler:stopping'; running: number; graceMs: number }
   | { type: 'scheduler:stopped'; cancelled: number }
   | { type: 'scheduler:error'; message: string; error: ErrorInfo }
+  /**
+   * The tick loop came to a due fire more than the late grace after its time. `overslept`: its
+   * timer fired late (the process was paused or starved of CPU, or the clock jumped forward);
+   * `busy`: handling the fires before it took that long (a slow or locked store).
+   */
+  | { type: 'scheduler:late'; dueAt: string; lateMs: number; cause: 'overslept' | 'busy' }
   | { type: 'pipeline:scheduled'; pipeline: string; cron: string; timezone: string; nextAt: string | null }
   | { type: 'pipeline:unscheduled'; pipeline: string; reason: string }
   | { type: 'file:loaded'; file: string; pipeline: string }

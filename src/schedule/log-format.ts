@@ -28,6 +28,12 @@ export function describeEvent(event: SchedulerEvent): string {
       return `scheduler stopped${event.cancelled > 0 ? ` (${event.cancelled} run(s) cancelled)` : ''}`;
     case 'scheduler:error':
       return `error: ${firstLine(event.message)} [${event.error.code}]`;
+    case 'scheduler:late':
+      return `behind: came to the fire due at ${event.dueAt} ${formatDuration(event.lateMs)} late (${
+        event.cause === 'overslept'
+          ? 'its timer fired late: the process was paused or starved of CPU, or the clock jumped forward'
+          : 'handling the fires before it took that long: is the store slow or locked?'
+      })`;
     case 'pipeline:scheduled':
       return `${event.pipeline}: scheduled "${event.cron}" (${event.timezone}), next at ${event.nextAt ?? 'never'}`;
     case 'pipeline:unscheduled':

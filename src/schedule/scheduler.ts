@@ -15,6 +15,7 @@ import { executeInBackground } from './run-execution.js';
 import { takeRunRequests } from './run-requests.js';
 import type { Entry, SchedulerContext } from './scheduler-context.js';
 import {
+  DEFAULT_LATE_GRACE_MS,
   DEFAULT_MAX_SLEEP_MS,
   DEFAULT_POLL_MS,
   DEFAULT_STOP_GRACE_MS,
@@ -302,10 +303,25 @@ class SchedulerImpl implements Scheduler {
   async #tickLoop(): Promise<void> {
     const ctx = this.#ctx;
     const maxSleepMs = ctx.options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
+    const graceMs = ctx.options.lateGraceMs ?? DEFAULT_LATE_GRACE_MS;
+    /** When the last sleep's timer was due to end; null when it was woken early or not asleep. */
+    let sleptUntil: number | null = null;
     while (!this.#stopping) {
       const now = ctx.clock.now();
       const due = [...ctx.entries.values()].filter((e) => e.nextAt !== null && e.nextAt <= now);
       if (due.length > 0) {
+        // Said out loud, because a late loop decides fires as missed: the operator sees why.
+        const dueAt = Math.min(...due.map((e) => e.nextAt!));
+        if (now - dueAt > graceMs) {
+          const overslept = sleptUntil !== null && now - sleptUntil > graceMs;
+          this.#log({
+            type: 'scheduler:late',
+            dueAt: new Date(dueAt).toISOString(),
+            lateMs: now - dueAt,
+            cause: overslept ? 'overslept' : 'busy',
+          });
+        }
+        sleptUntil = null;
         await Promise.all(
           due.map((entry) => this.#track(this.#handleDue(entry, now, 'wake'), `firing ${entry.plan.name}`)),
         );
@@ -319,8 +335,10 @@ class SchedulerImpl implements Scheduler {
       // A fresh controller per sleep: a clock may leave its listener on the signal after waking,
       // and the entries are read anew each turn, so a wake-up asked for meanwhile is not lost.
       this.#wake = new AbortController();
+      sleptUntil = null;
       try {
         await ctx.clock.sleep(Math.max(0, wait), this.#wake.signal);
+        sleptUntil = now + Math.max(0, wait);
       } catch {
         // Woken early: the pipelines changed, or stop.
       }

@@ -31,6 +31,14 @@ interface LogLine {
   [key: string]: unknown;
 }
 
+/** A `scheduler:late` line, times in epoch ms on the process's clock. */
+export interface LateLoop {
+  /** When it came to the fire (the line's time). */
+  at: number;
+  dueAt: number;
+  cause: 'overslept' | 'busy';
+}
+
 export interface WeftProcess {
   readonly name: string;
   readonly child: ChildProcess;
@@ -48,6 +56,8 @@ export interface WeftProcess {
   readonly executed: Set<string>;
   /** `pipeline@scheduledFor` (epoch ms) of fires it found taken by another scheduler, and when. */
   readonly taken: Map<string, number>;
+  /** Its `scheduler:late` lines: when its tick loop came to a due fire past the late grace. */
+  readonly late: LateLoop[];
   /** Real milliseconds from spawn to `scheduler:started` (once started). */
   readonly startupMs: number;
   /** How many times each event was logged. */
@@ -80,6 +90,7 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
   const nextAtStart = new Map<string, number>();
   const executed = new Set<string>();
   const taken = new Map<string, number>();
+  const late: LateLoop[] = [];
   const spawnedAt = Date.now();
   let startupMs = Number.NaN;
   let isStarted = false;
@@ -112,6 +123,12 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
         `${String(parsed.pipeline)}@${Date.parse(String(parsed.scheduledFor))}`,
         Date.parse(parsed.ts),
       );
+    if (parsed.event === 'scheduler:late')
+      late.push({
+        at: Date.parse(parsed.ts),
+        dueAt: Date.parse(String(parsed.dueAt)),
+        cause: parsed.cause === 'overslept' ? 'overslept' : 'busy',
+      });
     if (parsed.event === 'pipeline:scheduled' && !isStarted && typeof parsed.nextAt === 'string')
       nextAtStart.set(String(parsed.pipeline), Date.parse(parsed.nextAt));
     if (parsed.event === 'scheduler:started' || parsed.event === 'worker:started') {
@@ -143,6 +160,7 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
     nextAtStart,
     executed,
     taken,
+    late,
     get startupMs() {
       return startupMs;
     },

@@ -319,6 +319,43 @@ describe('catching up after downtime', () => {
       '2025-01-01T12:00:00.000Z',
     ]);
     expect(fires.filter((x) => x.outcome === 'missed')[0]!.reason).toContain('clock jumped forward');
+    // And says so: its timer fired (as the clock saw it) two hours after the fire it slept for.
+    expect(f.eventsOf('scheduler:late')).toEqual([
+      { type: 'scheduler:late', dueAt: '2025-01-01T10:05:00.000Z', lateMs: 118 * MINUTE, cause: 'overslept' },
+    ]);
+  });
+
+  it('says it is late because of a slow store when handling a fire held the loop past the next one', async () => {
+    const store = createMemoryStore();
+    let hold: (() => void) | null = null;
+    const slowStore: RunStore = Object.create(store) as RunStore;
+    // The 10:05 fire's record waits until the test lets it go, after moving the clock past 10:10.
+    slowStore.recordFire = async (fire) => {
+      if (fire.scheduledFor === '2025-01-01T10:05:00.000Z') await new Promise<void>((r) => (hold = r));
+      return store.recordFire(fire);
+    };
+    const f = track(
+      createFixture({
+        store: slowStore,
+        start: at('2025-01-01T10:04:00Z'),
+        plans: [scheduled({ name: 'p', tasks: [ok('a')] }, { cron: '*/5 * * * *', overlap: 'allow' })],
+      }),
+    );
+    await f.scheduler.start();
+    await f.clock.advance(MINUTE);
+    await waitUntil(() => hold !== null);
+    f.clock.set(at('2025-01-01T10:12:00Z'));
+    hold!();
+    await f.scheduler.whenIdle();
+    expect(f.eventsOf('scheduler:late')).toEqual([
+      { type: 'scheduler:late', dueAt: '2025-01-01T10:10:00.000Z', lateMs: 2 * MINUTE, cause: 'busy' },
+    ]);
+    // Late past the grace with only 10:10 due: it is still decided (a single fire has no deadline).
+    const fires = await f.store.listFires({ limit: 10 });
+    expect(fires.map((x) => [x.scheduledFor, x.outcome])).toEqual([
+      ['2025-01-01T10:10:00.000Z', 'ran'],
+      ['2025-01-01T10:05:00.000Z', 'ran'],
+    ]);
   });
 });
 
