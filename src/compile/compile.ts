@@ -11,6 +11,7 @@ import { checkSchedule } from './check-schedule.js';
 import { checkShellSubstitutions } from './check-shell-substitutions.js';
 import { type CompileContext, createContext, readDuration, report, sourcePosition } from './context.js';
 import { stageLayers, topologicalOrder } from './dag.js';
+import { DEFAULT_HOOK_TIMEOUT_MS } from '../engine/hook-defaults.js';
 import type { Plan, PlanHook, PlanTask, RetryPolicy } from './plan.js';
 
 export interface CompileOptions {
@@ -162,11 +163,20 @@ function readHooks(ctx: CompileContext, hooks: HookSpec[], base: DocPath): PlanH
   return hooks.map((hook, i) => {
     const position = sourcePosition(ctx, [...base, i]);
     if (typeof hook === 'string')
-      return { handler: hook, with: null, afterConsecutiveFailures: null, position };
+      return {
+        handler: hook,
+        with: null,
+        afterConsecutiveFailures: null,
+        timeoutMs: DEFAULT_HOOK_TIMEOUT_MS,
+        position,
+      };
     return {
       handler: hook.handler,
       with: hook.with ?? null,
       afterConsecutiveFailures: hook.after_consecutive_failures ?? null,
+      timeoutMs:
+        readDuration(ctx, hook.timeout, [...base, i, 'timeout'], { positive: true }) ??
+        DEFAULT_HOOK_TIMEOUT_MS,
       position,
     };
   });

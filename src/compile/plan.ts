@@ -31,6 +31,8 @@ export interface PlanHook {
   /** Unresolved: may hold expressions. */
   with: JsonValue; // null when absent
   afterConsecutiveFailures: number | null;
+  /** The hook's `timeout`, or DEFAULT_HOOK_TIMEOUT_MS (engine/hook-defaults.ts). */
+  timeoutMs: number;
   position: SourcePosition;
 }
 

@@ -8,6 +8,8 @@ export type AttemptResult =
 
 export interface InvokeOptions {
   task: string;
+  /** What timed out, for the message. Default `task "<task>"`. */
+  label?: string;
   clock: Clock;
   timeoutMs: number | null;
   /** The run's cancel signal: its reason says why (cancel, run timeout). */
@@ -79,7 +81,7 @@ function race(
   controller: AbortController | undefined,
   forwardCancel: (() => void) | undefined,
 ): Promise<AttemptResult> {
-  const { clock, cancelSignal, timeoutMs, graceMs, task } = options;
+  const { clock, cancelSignal, timeoutMs, graceMs, task, label = `task "${task}"` } = options;
   return new Promise<AttemptResult>((resolve) => {
     let settled = false;
     const timers = new AbortController();
@@ -104,7 +106,7 @@ function race(
     if (timeoutMs !== null && controller) {
       clock.sleep(timeoutMs, timers.signal).then(() => {
         if (settled) return;
-        const error = new WeftError('TASK_TIMEOUT', `task "${task}" timed out after ${timeoutMs}ms`);
+        const error = new WeftError('TASK_TIMEOUT', `${label} timed out after ${timeoutMs}ms`);
         controller.abort(error);
         finish({ state: 'timed_out', error });
       }, ignore);

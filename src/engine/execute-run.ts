@@ -426,7 +426,7 @@ class Execution implements ExecutionContext {
       env: this.env,
       masker: this.masker,
       logs: this.logs,
-      now: () => this.clock.now(),
+      clock: this.clock,
       signal: this.#options.signal ?? new AbortController().signal,
       emit: (event) => this.emit(event),
       tasks: () => tasks,

@@ -1,4 +1,5 @@
 import type { Plan, PlanHook } from '../compile/plan.js';
+import type { Clock } from '../core/clock.js';
 import type { JsonValue } from '../core/json.js';
 import { toErrorInfo, WeftError, type ErrorInfo } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -6,6 +7,8 @@ import { quoteShellSubstitution } from '../handlers/shell-quote.js';
 import type { HandlerContext, HookInfo } from '../handlers/types.js';
 import { containsExpression, resolveTemplate, type ExpressionScope } from '../pipeline/expressions.js';
 import type { HookEvent, HookRecord, RunRecord, RunStore } from '../store/run-store.js';
+import { invokeHandler } from './attempt.js';
+import { DEFAULT_HOOK_TIMEOUT_MS } from './hook-defaults.js';
 import type { EngineEvent } from './events.js';
 import { checkHandlerArgs } from './handler-args.js';
 import type { LogWriter } from './log-writer.js';
@@ -113,6 +116,9 @@ export function isFailureHookDue(hook: PlanHook, consecutiveFailures: number): b
   return hook.afterConsecutiveFailures === null || consecutiveFailures === hook.afterConsecutiveFailures;
 }
 
+/** How long a hook may take to return once it is told to stop (Ctrl-C, a stopping worker). */
+const HOOK_CANCEL_GRACE_MS = 5_000;
+
 export interface HookRunner {
   store: RunStore;
   registry: HandlerRegistry;
@@ -120,7 +126,8 @@ export interface HookRunner {
   env: Readonly<Record<string, string | undefined>>;
   masker: Masker;
   logs: LogWriter;
-  now: () => number;
+  clock: Clock;
+  /** Stops the hook (with its grace): Ctrl-C, a stopping worker. */
   signal: AbortSignal;
   emit: (event: EngineEvent) => void;
   /** Finished tasks of the run, for expressions and `ctx.upstream`. */
@@ -171,18 +178,17 @@ export async function runHook(
     const upstream: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
     for (const [name, task] of Object.entries(tasks))
       if (task.state === 'succeeded') upstream[name] = task.output;
-    const ctx: HandlerContext = {
+    const ctx: Omit<HandlerContext, 'signal'> = {
       pipeline: run.pipeline,
       task: record.task ?? record.event,
       run: { id: run.id, pipeline: run.pipeline, scheduledFor: run.scheduledFor, attempt: run.attempt },
       attempt: 1,
       params,
       upstream,
-      signal: runner.signal,
       log: createTaskLogger({
         logs: runner.logs,
         masker: runner.masker,
-        now: runner.now,
+        now: () => runner.clock.now(),
         runId: runner.run.id,
         task: record.task,
         attempt: null,
@@ -191,7 +197,18 @@ export async function runHook(
       hook: info,
       mask: runner.masker,
     };
-    await handler.run(args ?? undefined, ctx);
+    // Bounded like a task: a hook that hangs (a webhook that never answers) must not hold up the
+    // run's end, nor the hooks queued behind it on a worker.
+    const result = await invokeHandler((signal) => handler.run(args ?? undefined, { ...ctx, signal }), {
+      task: record.task ?? record.event,
+      label: `hook ${record.key} (handler ${record.handler})`,
+      clock: runner.clock,
+      // A plan stored before hooks had timeouts has none: it gets the default.
+      timeoutMs: (hook.timeoutMs as number | undefined) ?? DEFAULT_HOOK_TIMEOUT_MS,
+      cancelSignal: runner.signal,
+      graceMs: HOOK_CANCEL_GRACE_MS,
+    });
+    if (result.state !== 'succeeded') throw result.error;
   } catch (caught) {
     const info = toErrorInfo(caught);
     const error: ErrorInfo = { ...info, message: runner.masker(info.message) };
@@ -208,14 +225,18 @@ export async function runHook(
       runId: run.id,
       task: record.task,
       attempt: null,
-      ts: toIso(runner.now()),
+      ts: toIso(runner.clock.now()),
       level: 'error',
       message: `hook ${record.key} (handler ${record.handler}) failed: ${error.message}`,
     });
-    await store.updateHook(run.id, record.key, { state: 'failed', error, finishedAt: toIso(runner.now()) });
+    await store.updateHook(run.id, record.key, {
+      state: 'failed',
+      error,
+      finishedAt: toIso(runner.clock.now()),
+    });
     return;
   }
   // Outside the catch: the store failing to record it done is not the hook failing. It escapes,
   // and the hook, still pending, runs again (at least once).
-  await store.updateHook(run.id, record.key, { state: 'done', finishedAt: toIso(runner.now()) });
+  await store.updateHook(run.id, record.key, { state: 'done', finishedAt: toIso(runner.clock.now()) });
 }

@@ -405,7 +405,7 @@ export class RunPass implements AttemptScope {
       env: ctx.env,
       masker: ctx.masker,
       logs: ctx.logs,
-      now: () => ctx.clock.now(),
+      clock: ctx.clock,
       signal: ctx.cancelSignal,
       emit: (event) => ctx.emit(event),
       tasks: () => this.finishedTasks(),

@@ -4,6 +4,9 @@ import type { ErrorObject } from 'ajv/dist/2020.js';
  * ajv reports, for a failed oneOf/anyOf, every branch's failure plus the combinator's own error,
  * and for if/then an extra "must match then schema". Keep only what helps: for a combinator, the
  * errors of the branch that fits the value's type (or one type error when none does).
+ * Branches are told apart by schema path, which holds for what ajv inlines: a branch that is a
+ * `$ref` to a schema holding a `$ref` of its own is compiled apart, its paths restart at `#/`, and
+ * its errors are left uncollapsed. (The pipeline schema uses `type: [a, b]`, not oneOf/anyOf.)
  */
 export function collapseErrors(errors: readonly ErrorObject[]): ErrorObject[] {
   let list = errors.filter((e) => e.keyword !== 'if' && e.keyword !== 'propertyNames');

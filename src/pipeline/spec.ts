@@ -38,6 +38,8 @@ export interface HookObjectSpec {
   with?: JsonValue;
   /** Pipeline on_failure only: fire on the Nth failure in a row. */
   after_consecutive_failures?: number;
+  /** How long the hook may run (a duration); default 5m. */
+  timeout?: string | number;
 }
 export type HookSpec = string | HookObjectSpec;
 

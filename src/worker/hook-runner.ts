@@ -38,7 +38,7 @@ export async function runClaimedHook(context: ClaimedHookContext, claim: HookCla
       env: context.env,
       masker,
       logs: context.logs,
-      now: () => context.clock.now(),
+      clock: context.clock,
       signal: new AbortController().signal,
       emit: () => undefined,
       tasks: () => tasks,

@@ -137,6 +137,8 @@ export interface TaskQueue {
 
   /** Leases pending hooks (any queue) for `leaseMs`. */
   claimHooks(workerId: string, limit: number, leaseMs: number): Promise<HookClaim[]>;
+  /** Extends the lease on a hook `workerId` is running; false when it is no longer its own. */
+  renewHook(workerId: string, claim: HookClaim, leaseMs: number): Promise<boolean>;
   /** Removes a hook's queue entry once it ran (its record says done or failed). */
   finishHook(workerId: string, claim: HookClaim): Promise<void>;
 

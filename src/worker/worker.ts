@@ -62,6 +62,8 @@ class QueueWorker implements Worker {
   readonly #queues: readonly string[];
   readonly #concurrency: number;
   readonly #leaseMs: number;
+  /** How often held leases (tasks' and the running hook's) are renewed. */
+  readonly #heartbeatMs: number;
   readonly #clock: Clock;
   readonly #env: Readonly<Record<string, string | undefined>>;
   readonly #logs: LogWriter;
@@ -91,6 +93,7 @@ class QueueWorker implements Worker {
     this.#queues = options.queues && options.queues.length > 0 ? [...new Set(options.queues)] : ['default'];
     this.#concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_CONCURRENCY));
     this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+    this.#heartbeatMs = options.heartbeatMs ?? Math.max(50, Math.floor(this.#leaseMs / 3));
     this.#clock = options.clock ?? systemClock;
     this.#env = options.env ?? process.env;
     this.#logs = createLogWriter(options.store, {
@@ -167,7 +170,7 @@ class QueueWorker implements Worker {
       if (queue === null) void this.#runHooks();
       else if (this.#queues.includes(queue)) this.#wake();
     });
-    const heartbeatMs = this.#o.heartbeatMs ?? Math.max(50, Math.floor(this.#leaseMs / 3));
+    const heartbeatMs = this.#heartbeatMs;
     const reapMs = this.#o.reapIntervalMs ?? DEFAULT_REAP_MS;
     const every = (ms: number, fn: () => void) => {
       const timer = setInterval(fn, ms);
@@ -360,10 +363,20 @@ class QueueWorker implements Worker {
     if (this.#stopping) return Promise.resolve();
     this.#hooks ??= (async () => {
       try {
+        // One at a time, its lease renewed while it runs (a hook may take up to its timeout):
+        // a hook whose worker died is run again by another one lease later, and a slow one is
+        // not run twice.
         for (;;) {
-          const claims = await this.#queue.claimHooks(this.id, 8, this.#leaseMs * 6);
-          if (claims.length === 0) break;
-          for (const claim of claims) await runClaimedHook(this.#hookContext, claim);
+          const [claim] = await this.#queue.claimHooks(this.id, 1, this.#leaseMs);
+          if (!claim) break;
+          const renew = setInterval(() => {
+            this.#queue.renewHook(this.id, claim, this.#leaseMs).catch(() => undefined);
+          }, this.#heartbeatMs);
+          try {
+            await runClaimedHook(this.#hookContext, claim);
+          } finally {
+            clearInterval(renew);
+          }
         }
       } catch (error) {
         this.#error(error, 'running hooks');

@@ -303,6 +303,33 @@ on_failure:
   });
 });
 
+describe('compilePipeline: hook timeouts', () => {
+  it('reads a hook timeout, defaults it to 5 minutes, and refuses zero at its position', () => {
+    const result = compile(`name: p
+tasks:
+  a:
+    on_failure: [noop]
+on_success:
+  - handler: noop
+    timeout: 30s
+on_failure:
+  - handler: noop
+    timeout: 0
+`);
+    expect(where(result.diagnostics)).toEqual(['DURATION_INVALID 10:14']);
+    const ok = compile(`name: p
+tasks:
+  a:
+    on_failure: [noop]
+on_success:
+  - handler: noop
+    timeout: 30s
+`);
+    expect(ok.plan!.onSuccess.map((h) => h.timeoutMs)).toEqual([30_000]);
+    expect(ok.plan!.tasks.a!.onFailure.map((h) => h.timeoutMs)).toEqual([300_000]);
+  });
+});
+
 describe('compilePipeline: params', () => {
   it('reports defaults that do not match their type or enum', () => {
     const result = compile(`name: p
@@ -497,6 +524,7 @@ on_success: [noop]
           handler: 'notify.slack',
           with: null,
           afterConsecutiveFailures: null,
+          timeoutMs: 300_000,
           position: { file: 'pipeline.yaml', line: 16, column: 16 },
         },
       ],

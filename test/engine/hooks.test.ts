@@ -134,6 +134,34 @@ describe('executeRun: hooks', () => {
     ]);
   });
 
+  it('a hook that hangs, ignoring its signal, is stopped at its timeout and the hooks after it run', async () => {
+    const h = new EngineHarness();
+    withNotify(h);
+    let aborted = false;
+    h.register({
+      name: 'hang',
+      run: (_args, ctx) => {
+        ctx.signal.addEventListener('abort', () => (aborted = true));
+        return new Promise(() => undefined);
+      },
+    });
+    const { run } = await h.run(
+      plan({ tasks: [ok('a')], onSuccess: [{ handler: 'hang', timeoutMs: 150 }, 'notify'] }),
+    );
+    expect(run.state).toBe('succeeded');
+    expect(aborted).toBe(true);
+    const hooks = await h.store.getHooks(run.id);
+    expect(hooks.map((x) => [x.key, x.state, x.error?.code ?? null, x.error?.message ?? null])).toEqual([
+      [
+        'run_success:0@1',
+        'failed',
+        'TASK_TIMEOUT',
+        'hook run_success:0@1 (handler hang) timed out after 150ms',
+      ],
+      ['run_success:1@1', 'done', null, null],
+    ]);
+  });
+
   it('hooks are durable: a pending hook found in the store runs first on executeRun', async () => {
     const h = new EngineHarness();
     const calls = withNotify(h);

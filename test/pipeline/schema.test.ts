@@ -73,6 +73,7 @@ const hookKeys: Record<keyof HookObjectSpec, true> = {
   handler: true,
   with: true,
   after_consecutive_failures: true,
+  timeout: true,
 };
 
 /** Every schema object in the tree, with where it is. */

@@ -225,8 +225,13 @@ describe('validatePipelineSchema', () => {
         { type: 'number', minimum: 0 },
       ],
     };
-    schema.$defs.hookObject = { ...(schema.$defs.hook as object), type: 'object', minLength: undefined };
-    delete (schema.$defs.hookObject as Record<string, unknown>).minLength;
+    const hookObject: Record<string, unknown> = { ...(schema.$defs.hook as object), type: 'object' };
+    delete hookObject.minLength;
+    // ajv inlines a $ref's target only when it holds no $ref itself, and collapseErrors places a
+    // branch's errors by the inlined schema paths: the branch keeps its duration written out.
+    const properties = hookObject.properties as Record<string, unknown>;
+    hookObject.properties = { ...properties, timeout: schema.$defs.duration };
+    schema.$defs.hookObject = hookObject;
     schema.$defs.hook = { oneOf: [{ type: 'string', minLength: 1 }, { $ref: '#/$defs/hookObject' }] };
     const check = createPipelineValidator(schema);
     const run = (text: string) =>

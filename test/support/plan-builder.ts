@@ -1,4 +1,5 @@
 import type { Plan, PlanHook, PlanTask, RetryPolicy } from '../../src/compile/plan.js';
+import { DEFAULT_HOOK_TIMEOUT_MS } from '../../src/engine/hook-defaults.js';
 import { createDict, type JsonValue } from '../../src/core/json.js';
 import type { ParamSpec, TriggerRule } from '../../src/pipeline/spec.js';
 
@@ -51,7 +52,13 @@ export function retryPolicy(p: Partial<RetryPolicy> = {}): RetryPolicy {
 
 function hook(def: HookDef): PlanHook {
   const base = typeof def === 'string' ? { handler: def } : def;
-  return { with: null, afterConsecutiveFailures: null, position: POSITION, ...base };
+  return {
+    with: null,
+    afterConsecutiveFailures: null,
+    timeoutMs: DEFAULT_HOOK_TIMEOUT_MS,
+    position: POSITION,
+    ...base,
+  };
 }
 
 /** A task with any handler and settings. */

@@ -436,7 +436,7 @@ describe.skipIf(!db.available)('distributed execution keeps the local engine sem
       {
         name: 'spawner',
         run: (_args, ctx) => {
-          ctx.recordChildProcess?.(424242);
+          void ctx.recordChildProcess?.(424242);
           return new Promise((_resolve, reject) => {
             ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error), { once: true });
           });

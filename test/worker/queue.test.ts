@@ -181,6 +181,43 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     expect(left[0]?.n).toBe(0);
   });
 
+  it('keeps the lease of a hook that runs for many leases (run once), and stops one that hangs at its timeout', async () => {
+    await setup();
+    const calls = new Map<string, number>();
+    const slow: AnyHandler = {
+      name: 'slow-hook',
+      run: async (_args, ctx) => {
+        calls.set(`${ctx.run.id}/slow`, (calls.get(`${ctx.run.id}/slow`) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 1_500));
+      },
+    };
+    const stuck: AnyHandler = { name: 'stuck-hook', run: () => new Promise(() => undefined) };
+    // A lease of 150 ms: the slow hook runs for 10 of them while a second worker keeps looking.
+    await startWorkers(2, countingRegistry(calls, [slow, stuck]), { leaseMs: 150 });
+    const run = await enqueue(
+      plan({
+        tasks: [ok('a')],
+        onSuccess: [{ handler: 'slow-hook' }, { handler: 'stuck-hook', timeoutMs: 300 }, 'hook'],
+      }),
+    );
+    const hooks = await waitFor(async () => {
+      const all = await store.getHooks(run.id);
+      return all.length === 3 && all.every((h) => h.state !== 'pending') ? all : undefined;
+    });
+    expect(hooks.map((h) => [h.key, h.state, h.error?.code ?? null])).toEqual([
+      ['run_success:0@1', 'done', null],
+      ['run_success:1@1', 'failed', 'TASK_TIMEOUT'],
+      ['run_success:2@1', 'done', null],
+    ]);
+    expect(calls.get(`${run.id}/slow`)).toBe(1);
+    expect(calls.get(`${run.id}/hook:run_success`)).toBe(1);
+    const left = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM queue_hooks WHERE run_id = $1',
+      [run.id],
+    );
+    expect(left[0]?.n).toBe(0);
+  });
+
   it('retries a failed run as a whole (pipeline-level retries) and fails a NonRetryableError at once', async () => {
     await setup();
     const calls = new Map<string, number>();

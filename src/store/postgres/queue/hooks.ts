@@ -13,6 +13,10 @@ FROM (
 WHERE h.run_id = p.run_id AND h.key = p.key
 RETURNING h.run_id, h.key`;
 
+const RENEW_HOOK_SQL = `
+UPDATE queue_hooks SET lease_expires_at = now() + $4 * interval '1 millisecond'
+WHERE run_id = $1 AND key = $2 AND lease_owner = $3`;
+
 const FINISH_HOOK_SQL = `DELETE FROM queue_hooks WHERE run_id = $1 AND key = $2 AND lease_owner = $3`;
 
 export async function claimHooks(
@@ -31,4 +35,20 @@ export async function claimHooks(
 
 export async function finishHook(conn: QueueConnection, workerId: string, claim: HookClaim): Promise<void> {
   await conn.query(FINISH_HOOK_SQL, [claim.runId, claim.key, workerId]);
+}
+
+/** Extends the lease on a hook `workerId` is running; false when it is no longer its own. */
+export async function renewHook(
+  conn: QueueConnection,
+  workerId: string,
+  claim: HookClaim,
+  leaseMs: number,
+): Promise<boolean> {
+  const rows = await conn.query(RENEW_HOOK_SQL + ' RETURNING 1', [
+    claim.runId,
+    claim.key,
+    workerId,
+    Math.max(1, Math.floor(leaseMs)),
+  ]);
+  return rows.length === 1;
 }

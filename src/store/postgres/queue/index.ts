@@ -17,7 +17,7 @@ import { redactUrl } from '../url.js';
 import { claim, nextDueIn, startAttempt } from './claim.js';
 import { complete } from './complete.js';
 import { QueueConnection, queueError, type PostgresQueueOptions } from './connection.js';
-import { claimHooks, finishHook } from './hooks.js';
+import { claimHooks, finishHook, renewHook } from './hooks.js';
 import { releaseLeases, renewLeases } from './leases.js';
 import { listen } from './notify.js';
 import { reap } from './reap.js';
@@ -133,6 +133,10 @@ class PostgresTaskQueue implements TaskQueue {
 
   claimHooks(workerId: string, limit: number, leaseMs: number): Promise<HookClaim[]> {
     return claimHooks(this.#conn, workerId, limit, leaseMs);
+  }
+
+  renewHook(workerId: string, hook: HookClaim, leaseMs: number): Promise<boolean> {
+    return renewHook(this.#conn, workerId, hook, leaseMs);
   }
 
   finishHook(workerId: string, hook: HookClaim): Promise<void> {
