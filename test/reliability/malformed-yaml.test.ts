@@ -99,6 +99,21 @@ const SCALARS = [
 
 type Mutation = (text: string, rng: Rng) => string;
 
+/**
+ * `load()`'s result and its fastest time of three: the parser's own cost, not a pause of a loaded
+ * machine (GC, another process on the core) that happened to fall inside one try.
+ */
+function timed<T>(load: () => T): { value: T; ms: number } {
+  let best = Infinity;
+  let value!: T;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    value = load();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return { value, ms: best };
+}
+
 function lines(text: string): string[] {
   return text.split('\n');
 }
@@ -436,9 +451,10 @@ describe('malformed and hostile pipeline text', () => {
           for (let round = 0; round < rounds; round++) {
             const mutated = MUTATIONS[c.mutation]!(file.text, rng);
             const label = `${file.name} ${c.mutation} round ${round} (seed ${rng.seed})`;
-            const t0 = performance.now();
-            const loaded = loadPipelineText(file.name, mutated, { registry });
-            const ms = performance.now() - t0;
+            const { value: loaded, ms } =
+              c.maxMs === undefined
+                ? { value: loadPipelineText(file.name, mutated, { registry }), ms: 0 }
+                : timed(() => loadPipelineText(file.name, mutated, { registry }));
             const want = c.expect(file.text, mutated);
             const errors = loaded.diagnostics.filter((d) => d.severity === 'error');
             expect(loaded.plan, label).toBeNull();
@@ -473,9 +489,7 @@ describe('malformed and hostile pipeline text', () => {
   it('an alias bomb is refused in under 100 ms, with its code and position', () => {
     for (const levels of [4, 10, 30]) {
       const text = `${billionLaughs(levels)}name: bomb\ntasks: { a: { handler: noop, with: { x: *a${levels - 1} } } }\n`;
-      const t0 = performance.now();
-      const loaded = loadPipelineText('bomb.yaml', text, { registry });
-      const ms = performance.now() - t0;
+      const { value: loaded, ms } = timed(() => loadPipelineText('bomb.yaml', text, { registry }));
       expect(ms).toBeLessThan(100);
       expect(loaded.plan).toBeNull();
       const codes = loaded.diagnostics.map((d) => d.code);
