@@ -1,4 +1,5 @@
 import { createDict } from '../core/json.js';
+import { DEFAULT_HOOK_TIMEOUT_MS } from '../engine/hook-defaults.js';
 import type { Diagnostic, DocPath } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
 import { checkParamValue } from '../pipeline/params.js';
@@ -11,7 +12,6 @@ import { checkSchedule } from './check-schedule.js';
 import { checkShellSubstitutions } from './check-shell-substitutions.js';
 import { type CompileContext, createContext, readDuration, report, sourcePosition } from './context.js';
 import { stageLayers, topologicalOrder } from './dag.js';
-import { DEFAULT_HOOK_TIMEOUT_MS } from '../engine/hook-defaults.js';
 import type { Plan, PlanHook, PlanTask, RetryPolicy } from './plan.js';
 
 export interface CompileOptions {

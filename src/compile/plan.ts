@@ -31,8 +31,11 @@ export interface PlanHook {
   /** Unresolved: may hold expressions. */
   with: JsonValue; // null when absent
   afterConsecutiveFailures: number | null;
-  /** The hook's `timeout`, or DEFAULT_HOOK_TIMEOUT_MS (engine/hook-defaults.ts). */
-  timeoutMs: number;
+  /**
+   * The hook's `timeout`, or DEFAULT_HOOK_TIMEOUT_MS (engine/hook-defaults.ts). Always set by the
+   * compiler; absent in plans stored before hooks had timeouts, which get the default.
+   */
+  timeoutMs?: number;
   position: SourcePosition;
 }
 

@@ -51,6 +51,9 @@ function cancelledError(why: string): WeftError {
   return new WeftError('TASK_CANCELLED', why, { retryable: false });
 }
 
+/** The signal of a caller that gave none. */
+const NEVER_ABORTED = new AbortController().signal;
+
 class Execution implements ExecutionContext {
   readonly store: RunStore;
   readonly registry: HandlerRegistry;
@@ -97,6 +100,10 @@ class Execution implements ExecutionContext {
 
   get cancelSignal(): AbortSignal {
     return this.#cancel.signal;
+  }
+
+  get hookSignal(): AbortSignal {
+    return this.#options.signal ?? NEVER_ABORTED;
   }
 
   emit(event: EngineEvent): void {
@@ -353,7 +360,7 @@ class Execution implements ExecutionContext {
     const hookRunner: HookRunner = {
       ...runner,
       run: this.run,
-      signal: this.#options.signal ?? new AbortController().signal,
+      signal: this.hookSignal,
     };
     // A due hook that an earlier, killed execution recorded was run by #runPendingHooks already:
     // it runs at least once, and not once more per resume.
@@ -427,7 +434,7 @@ class Execution implements ExecutionContext {
       masker: this.masker,
       logs: this.logs,
       clock: this.clock,
-      signal: this.#options.signal ?? new AbortController().signal,
+      signal: this.hookSignal,
       emit: (event) => this.emit(event),
       tasks: () => tasks,
     };

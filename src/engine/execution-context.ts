@@ -26,6 +26,11 @@ export interface ExecutionContext {
   readonly graceMs: number;
   /** Aborted when the run is cancelled (signal or cancel request); the reason is a WeftError. */
   readonly cancelSignal: AbortSignal;
+  /**
+   * What stops hooks: the caller's signal (Ctrl-C), never a cancel request — a task's on_failure
+   * alert still goes out when the run is being cancelled.
+   */
+  readonly hookSignal: AbortSignal;
   readonly onEvent: EngineEventListener | undefined;
   emit(event: EngineEvent): void;
 }

@@ -203,8 +203,7 @@ export async function runHook(
       task: record.task ?? record.event,
       label: `hook ${record.key} (handler ${record.handler})`,
       clock: runner.clock,
-      // A plan stored before hooks had timeouts has none: it gets the default.
-      timeoutMs: (hook.timeoutMs as number | undefined) ?? DEFAULT_HOOK_TIMEOUT_MS,
+      timeoutMs: hook.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
       cancelSignal: runner.signal,
       graceMs: HOOK_CANCEL_GRACE_MS,
     });

@@ -406,7 +406,7 @@ export class RunPass implements AttemptScope {
       masker: ctx.masker,
       logs: ctx.logs,
       clock: ctx.clock,
-      signal: ctx.cancelSignal,
+      signal: ctx.hookSignal,
       emit: (event) => ctx.emit(event),
       tasks: () => this.finishedTasks(),
     };

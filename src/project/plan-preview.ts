@@ -1,6 +1,7 @@
 import type { Plan, PlanHook, PlanTask } from '../compile/plan.js';
 import { simulateRun, type SimulationResult } from '../compile/simulate.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
+import { DEFAULT_HOOK_TIMEOUT_MS } from '../engine/hook-defaults.js';
 import { retryTimeline } from '../engine/retry-delay.js';
 import { UsageError } from '../errors.js';
 import type { HandlerRegistry } from '../handlers/registry.js';
@@ -75,6 +76,7 @@ export interface HookPreview {
   handler: string;
   with: JsonValue; // null when absent
   after_consecutive_failures: number | null;
+  timeout_ms: number;
 }
 
 export interface PlanPreviewOptions {
@@ -104,6 +106,7 @@ export function buildPlanPreview(plan: Plan, options: PlanPreviewOptions): PlanP
     handler: h.handler,
     with: h.with === null ? null : previewTemplate(h.with, scope),
     after_consecutive_failures: h.afterConsecutiveFailures,
+    timeout_ms: h.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
   });
   const taskPreview = (task: PlanTask): TaskPreview => {
     const handler = options.registry.get(task.handler);

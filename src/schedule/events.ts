@@ -14,7 +14,7 @@ export type SchedulerEvent =
   /**
    * The tick loop came to a due fire more than the late grace after its time. `overslept`: its
    * timer fired late (the process was paused or starved of CPU, or the clock jumped forward);
-   * `busy`: handling the fires before it took that long (a slow or locked store).
+   * `busy`: handling the fires before it took that long (a slow or locked store, a busy CPU).
    */
   | { type: 'scheduler:late'; dueAt: string; lateMs: number; cause: 'overslept' | 'busy' }
   | { type: 'pipeline:scheduled'; pipeline: string; cron: string; timezone: string; nextAt: string | null }

@@ -32,7 +32,7 @@ export function describeEvent(event: SchedulerEvent): string {
       return `behind: came to the fire due at ${event.dueAt} ${formatDuration(event.lateMs)} late (${
         event.cause === 'overslept'
           ? 'its timer fired late: the process was paused or starved of CPU, or the clock jumped forward'
-          : 'handling the fires before it took that long: is the store slow or locked?'
+          : 'handling the fires before it took that long: a slow or locked store, or a CPU too busy'
       })`;
     case 'pipeline:scheduled':
       return `${event.pipeline}: scheduled "${event.cron}" (${event.timezone}), next at ${event.nextAt ?? 'never'}`;

@@ -304,7 +304,10 @@ class SchedulerImpl implements Scheduler {
     const ctx = this.#ctx;
     const maxSleepMs = ctx.options.maxSleepMs ?? DEFAULT_MAX_SLEEP_MS;
     const graceMs = ctx.options.lateGraceMs ?? DEFAULT_LATE_GRACE_MS;
-    /** When the last sleep's timer was due to end; null when it was woken early or not asleep. */
+    /**
+     * When the last sleep was due to end (a wake-up asked for earlier, by a reload, only shortens
+     * it); null when the loop went from handling fires to handling fires without sleeping.
+     */
     let sleptUntil: number | null = null;
     while (!this.#stopping) {
       const now = ctx.clock.now();
@@ -335,10 +338,9 @@ class SchedulerImpl implements Scheduler {
       // A fresh controller per sleep: a clock may leave its listener on the signal after waking,
       // and the entries are read anew each turn, so a wake-up asked for meanwhile is not lost.
       this.#wake = new AbortController();
-      sleptUntil = null;
+      sleptUntil = now + Math.max(0, wait);
       try {
         await ctx.clock.sleep(Math.max(0, wait), this.#wake.signal);
-        sleptUntil = now + Math.max(0, wait);
       } catch {
         // Woken early: the pipelines changed, or stop.
       }

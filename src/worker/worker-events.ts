@@ -18,6 +18,8 @@ export type WorkerEvent =
       recorded: boolean;
     }
   | { type: 'lease:lost'; worker: string; runId: string; task: string; attempt: number }
+  /** Its lease on a running hook was taken (it could not renew it in time): another worker may run it too. */
+  | { type: 'hook:lease-lost'; worker: string; runId: string; key: string }
   | {
       type: 'queue:reaped';
       worker: string;

@@ -8,7 +8,7 @@ import { toErrorInfo, WeftError } from '../errors.js';
 import { CompletionBatcher } from './completions.js';
 import { runClaimedHook, type ClaimedHookContext } from './hook-runner.js';
 import { heldKey, renewLeases, type HeldTask } from './leases.js';
-import type { ClaimedTask, TaskQueue } from './queue-port.js';
+import type { ClaimedTask, HookClaim, TaskQueue } from './queue-port.js';
 import { TaskRunner } from './run-task.js';
 import { UpstreamCache } from './upstream-cache.js';
 import type { WorkerEvent } from './worker-events.js';
@@ -359,19 +359,32 @@ class QueueWorker implements Worker {
     return this.#reaping;
   }
 
+  /** One heartbeat of a running hook's lease; a lease taken meanwhile is said once, and the hook goes on. */
+  async #renewHook(claim: HookClaim, lease: { lost: boolean }): Promise<void> {
+    try {
+      const held = await this.#queue.renewHook(this.id, claim, this.#leaseMs);
+      if (!held && !lease.lost) {
+        lease.lost = true;
+        this.#emit({ type: 'hook:lease-lost', worker: this.id, runId: claim.runId, key: claim.key });
+      }
+    } catch (error) {
+      this.#error(error, 'renewing a hook lease');
+    }
+  }
+
   #runHooks(): Promise<void> {
     if (this.#stopping) return Promise.resolve();
     this.#hooks ??= (async () => {
       try {
         // One at a time, its lease renewed while it runs (a hook may take up to its timeout):
         // a hook whose worker died is run again by another one lease later, and a slow one is
-        // not run twice.
-        for (;;) {
+        // not run twice. A stopping worker takes no more, and lets the one it runs finish.
+        while (!this.#stopping) {
           const [claim] = await this.#queue.claimHooks(this.id, 1, this.#leaseMs);
           if (!claim) break;
-          const renew = setInterval(() => {
-            this.#queue.renewHook(this.id, claim, this.#leaseMs).catch(() => undefined);
-          }, this.#heartbeatMs);
+          const lease = { lost: false };
+          const renew = setInterval(() => void this.#renewHook(claim, lease), this.#heartbeatMs);
+          renew.unref();
           try {
             await runClaimedHook(this.#hookContext, claim);
           } finally {

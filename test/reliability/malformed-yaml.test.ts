@@ -7,6 +7,7 @@ import { MAX_NESTING_DEPTH, MAX_PIPELINE_BYTES } from '../../src/pipeline/load.j
 import { createDefaultRegistry } from '../../src/project/default-handlers.js';
 import { loadPipeline, loadPipelineText } from '../../src/project/load-pipeline.js';
 import { tempProject, weft } from '../cli/helpers.js';
+import { fastestOf } from '../support/fastest.js';
 import { count, seededRng, type Rng } from './tier.js';
 
 /**
@@ -98,21 +99,6 @@ const SCALARS = [
 ];
 
 type Mutation = (text: string, rng: Rng) => string;
-
-/**
- * `load()`'s result and its fastest time of three: the parser's own cost, not a pause of a loaded
- * machine (GC, another process on the core) that happened to fall inside one try.
- */
-function timed<T>(load: () => T): { value: T; ms: number } {
-  let best = Infinity;
-  let value!: T;
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    value = load();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return { value, ms: best };
-}
 
 function lines(text: string): string[] {
   return text.split('\n');
@@ -454,7 +440,7 @@ describe('malformed and hostile pipeline text', () => {
             const { value: loaded, ms } =
               c.maxMs === undefined
                 ? { value: loadPipelineText(file.name, mutated, { registry }), ms: 0 }
-                : timed(() => loadPipelineText(file.name, mutated, { registry }));
+                : fastestOf(3, () => loadPipelineText(file.name, mutated, { registry }));
             const want = c.expect(file.text, mutated);
             const errors = loaded.diagnostics.filter((d) => d.severity === 'error');
             expect(loaded.plan, label).toBeNull();
@@ -489,7 +475,7 @@ describe('malformed and hostile pipeline text', () => {
   it('an alias bomb is refused in under 100 ms, with its code and position', () => {
     for (const levels of [4, 10, 30]) {
       const text = `${billionLaughs(levels)}name: bomb\ntasks: { a: { handler: noop, with: { x: *a${levels - 1} } } }\n`;
-      const { value: loaded, ms } = timed(() => loadPipelineText('bomb.yaml', text, { registry }));
+      const { value: loaded, ms } = fastestOf(3, () => loadPipelineText('bomb.yaml', text, { registry }));
       expect(ms).toBeLessThan(100);
       expect(loaded.plan).toBeNull();
       const codes = loaded.diagnostics.map((d) => d.code);

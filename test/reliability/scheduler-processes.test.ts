@@ -293,18 +293,15 @@ async function scenario(storeKind: StoreKind, n: number): Promise<void> {
    */
   const lagExplanation = (f: FireFact): string | null => {
     const late = f.recordedAt - f.at;
+    // Decided at a wake-up (a catch-up reason alone could be a start's) by the process that stalled.
     const atWake =
       f.reason?.includes('paused or the clock jumped forward') === true ||
       f.reason?.startsWith('catch-up') === true;
-    const stall = everyProcess
-      .flatMap((p) => p.late)
-      .find(
-        (l) =>
-          l.cause === 'overslept' &&
-          l.dueAt <= f.at &&
-          f.at <= l.at &&
-          l.at - l.dueAt <= MAX_STALL_MS * SPEED,
-      );
+    const decider = everyProcess.find((p) => p.decided.has(`${f.pipeline}@${f.at}`));
+    const stall = decider?.late.find(
+      (l) =>
+        l.cause === 'overslept' && l.dueAt <= f.at && f.at <= l.at && l.at - l.dueAt <= MAX_STALL_MS * SPEED,
+    );
     if (atWake && stall) {
       return `a timer ${Math.round((stall.at - stall.dueAt) / SPEED)} ms (real) late`;
     }

@@ -56,6 +56,8 @@ export interface WeftProcess {
   readonly executed: Set<string>;
   /** `pipeline@scheduledFor` (epoch ms) of fires it found taken by another scheduler, and when. */
   readonly taken: Map<string, number>;
+  /** `pipeline@scheduledFor` (epoch ms) of the fires it recorded missed or queued (it decided them). */
+  readonly decided: Set<string>;
   /** Its `scheduler:late` lines: when its tick loop came to a due fire past the late grace. */
   readonly late: LateLoop[];
   /** Real milliseconds from spawn to `scheduler:started` (once started). */
@@ -91,6 +93,7 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
   const executed = new Set<string>();
   const taken = new Map<string, number>();
   const late: LateLoop[] = [];
+  const decided = new Set<string>();
   const spawnedAt = Date.now();
   let startupMs = Number.NaN;
   let isStarted = false;
@@ -123,6 +126,8 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
         `${String(parsed.pipeline)}@${Date.parse(String(parsed.scheduledFor))}`,
         Date.parse(parsed.ts),
       );
+    if (parsed.event === 'fire:missed' || parsed.event === 'fire:queued')
+      decided.add(`${String(parsed.pipeline)}@${Date.parse(String(parsed.scheduledFor))}`);
     if (parsed.event === 'scheduler:late')
       late.push({
         at: Date.parse(parsed.ts),
@@ -160,6 +165,7 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
     nextAtStart,
     executed,
     taken,
+    decided,
     late,
     get startupMs() {
       return startupMs;

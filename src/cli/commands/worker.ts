@@ -26,6 +26,8 @@ function formatEvent(event: WorkerEvent, format: 'text' | 'json'): string {
       return `${at} worker ${event.worker} error: ${event.message}\n`;
     case 'lease:lost':
       return `${at} lost the lease on task "${event.task}" of run ${event.runId} (attempt ${event.attempt}); its result does not count\n`;
+    case 'hook:lease-lost':
+      return `${at} lost the lease on hook ${event.key} of run ${event.runId}; another worker may run it as well (hooks are at least once)\n`;
     case 'queue:reaped':
       return `${at} housekeeping: ${event.lost} lost attempt(s) recorded, ${event.cancelled} run(s) cancelled, ${event.resumed} run(s) resumed\n`;
     case 'task:started':

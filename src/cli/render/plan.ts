@@ -30,7 +30,7 @@ export function renderPlanText(preview: PlanPreview, c: Colors): string {
   const hookLines = (label: string, hooks: HookPreview[]) =>
     hooks.map(
       (h) =>
-        `  ${label}: ${h.handler}${h.with !== null ? ` ${inline(h.with)}` : ''}${h.after_consecutive_failures ? c.dim(` (after ${h.after_consecutive_failures} failures in a row)`) : ''}`,
+        `  ${label}: ${h.handler}${h.with !== null ? ` ${inline(h.with)}` : ''}${h.after_consecutive_failures ? c.dim(` (after ${h.after_consecutive_failures} failures in a row)`) : ''}${c.dim(`, timeout ${formatDuration(h.timeout_ms)}`)}`,
     );
   const hooks = [
     ...hookLines('on_failure', preview.hooks.on_failure),

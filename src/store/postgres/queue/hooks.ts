@@ -15,7 +15,8 @@ RETURNING h.run_id, h.key`;
 
 const RENEW_HOOK_SQL = `
 UPDATE queue_hooks SET lease_expires_at = now() + $4 * interval '1 millisecond'
-WHERE run_id = $1 AND key = $2 AND lease_owner = $3`;
+WHERE run_id = $1 AND key = $2 AND lease_owner = $3
+RETURNING 1`;
 
 const FINISH_HOOK_SQL = `DELETE FROM queue_hooks WHERE run_id = $1 AND key = $2 AND lease_owner = $3`;
 
@@ -44,7 +45,7 @@ export async function renewHook(
   claim: HookClaim,
   leaseMs: number,
 ): Promise<boolean> {
-  const rows = await conn.query(RENEW_HOOK_SQL + ' RETURNING 1', [
+  const rows = await conn.query(RENEW_HOOK_SQL, [
     claim.runId,
     claim.key,
     workerId,
