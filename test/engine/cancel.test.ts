@@ -54,6 +54,29 @@ describe('executeRun: cancel and run timeout', () => {
     expect((await h.outcome(created.id)).states).toEqual({ a: 'cancelled', b: 'cancelled' });
   });
 
+  it("a cancel request does not reach a task's on_failure hook: the alert still goes out", async () => {
+    const h = new EngineHarness();
+    let sawAbort: boolean | null = null;
+    h.register({
+      name: 'alert',
+      // The run is cancelled while its task's failure alert is being sent.
+      run: async (_args, ctx) => {
+        await requestCancel(h.store, ctx.run.id);
+        await new Promise((r) => setTimeout(r, 100));
+        sawAbort = ctx.signal.aborted;
+      },
+    });
+    const created = await h.create(
+      plan({ tasks: [task('a', { handler: 'fatal', onFailure: ['alert'] }), long('b')] }),
+    );
+    const run = await h.execute(created.id, { cancelPollMs: 10, cancelGraceMs: 50 });
+    expect(run.state).toBe('cancelled');
+    expect(sawAbort).toBe(false);
+    expect((await h.store.getHooks(created.id)).map((x) => [x.key, x.state])).toEqual([
+      ['task_failure:a:0@1', 'done'],
+    ]);
+  });
+
   it('requestCancel cancels a queued run on the spot', async () => {
     const h = new EngineHarness();
     const created = await h.create(plan({ tasks: [ok('a'), ok('b', ['a'])] }));
