@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import { toWeftError, WeftError } from '../errors.js';
+import { toWeftError, WeftError, type ErrorCode } from '../errors.js';
 
 /** How one attempt ended, before anything is written. */
 export type AttemptResult =
@@ -10,6 +10,8 @@ export interface InvokeOptions {
   task: string;
   /** What timed out, for the message. Default `task "<task>"`. */
   label?: string;
+  /** The code a timeout gets. Default TASK_TIMEOUT. */
+  timeoutCode?: ErrorCode;
   clock: Clock;
   timeoutMs: number | null;
   /** The run's cancel signal: its reason says why (cancel, run timeout). */
@@ -81,7 +83,15 @@ function race(
   controller: AbortController | undefined,
   forwardCancel: (() => void) | undefined,
 ): Promise<AttemptResult> {
-  const { clock, cancelSignal, timeoutMs, graceMs, task, label = `task "${task}"` } = options;
+  const {
+    clock,
+    cancelSignal,
+    timeoutMs,
+    graceMs,
+    task,
+    label = `task "${task}"`,
+    timeoutCode = 'TASK_TIMEOUT',
+  } = options;
   return new Promise<AttemptResult>((resolve) => {
     let settled = false;
     const timers = new AbortController();
@@ -106,7 +116,7 @@ function race(
     if (timeoutMs !== null && controller) {
       clock.sleep(timeoutMs, timers.signal).then(() => {
         if (settled) return;
-        const error = new WeftError('TASK_TIMEOUT', `${label} timed out after ${timeoutMs}ms`);
+        const error = new WeftError(timeoutCode, `${label} timed out after ${timeoutMs}ms`);
         controller.abort(error);
         finish({ state: 'timed_out', error });
       }, ignore);

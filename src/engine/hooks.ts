@@ -202,6 +202,7 @@ export async function runHook(
     const result = await invokeHandler((signal) => handler.run(args ?? undefined, { ...ctx, signal }), {
       task: record.task ?? record.event,
       label: `hook ${record.key} (handler ${record.handler})`,
+      timeoutCode: 'HOOK_TIMEOUT',
       clock: runner.clock,
       timeoutMs: hook.timeoutMs ?? DEFAULT_HOOK_TIMEOUT_MS,
       cancelSignal: runner.signal,

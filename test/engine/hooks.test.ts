@@ -155,7 +155,7 @@ describe('executeRun: hooks', () => {
       [
         'run_success:0@1',
         'failed',
-        'TASK_TIMEOUT',
+        'HOOK_TIMEOUT',
         'hook run_success:0@1 (handler hang) timed out after 150ms',
       ],
       ['run_success:1@1', 'done', null, null],

@@ -206,7 +206,7 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
     });
     expect(hooks.map((h) => [h.key, h.state, h.error?.code ?? null])).toEqual([
       ['run_success:0@1', 'done', null],
-      ['run_success:1@1', 'failed', 'TASK_TIMEOUT'],
+      ['run_success:1@1', 'failed', 'HOOK_TIMEOUT'],
       ['run_success:2@1', 'done', null],
     ]);
     expect(calls.get(`${run.id}/slow`)).toBe(1);
