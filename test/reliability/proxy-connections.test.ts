@@ -424,9 +424,9 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
         while ((await ledgerCount()) < total * fraction) await sleep(15);
         await sleep(rng.int(40));
       };
+      const mode = rng.pick(['reset', 'closed', 'hangup'] as const);
       const chaos = (async () => {
         await waitForProgress(0.3);
-        const mode = rng.pick(['reset', 'closed', 'hangup'] as const);
         const cut = redisProxy.cutAll() + pgProxy.cutAll();
         await Promise.all([redisProxy.refuse(outageMs, mode), pgProxy.refuse(outageMs, mode)]);
         events.push(`${stamp()} outage: cut ${cut} connection(s), refusing (${mode}) for ${outageMs} ms`);
@@ -507,10 +507,20 @@ describe.skipIf(!available)('connections dropped under the incremental pipeline'
       );
       expect(violations).toEqual([]);
       expect(dead.size).toBe(0);
-      // The chaos did bite: some attempts failed and were retried, and the outage (longer than a
-      // run's retries) failed runs that only resuming brought through.
-      expect(tally.failedAttempts).toBeGreaterThan(0);
-      expect(tally.failed, 'runs failed by the outage').toBeGreaterThan(0);
+      // The chaos did bite. Refused connections fail attempts, and the outage (longer than a run's
+      // retries) fails runs that only resuming brings through. A `hangup` outage shorter than the
+      // Redis command timeout may instead be ridden out: each reconnect gets as far as
+      // "connected", so ioredis holds the command in flight and resends it once healed — then an
+      // attempt spans the outage.
+      if (mode === 'hangup' && outageMs < REDIS_COMMAND_TIMEOUT_MS) {
+        expect(
+          tally.failedAttempts > 0 || tally.longestAttemptMs >= outageMs,
+          `an attempt failed or waited the outage out: ${JSON.stringify(tally)}`,
+        ).toBe(true);
+      } else {
+        expect(tally.failedAttempts).toBeGreaterThan(0);
+        expect(tally.failed, 'runs failed by the outage').toBeGreaterThan(0);
+      }
       expect(tally.resumed).toBe(tally.failed);
       expect(redisProxy.stats.cut + pgProxy.stats.cut).toBeGreaterThan(0);
       // No attempt hung on a dead connection for long after the network came back.
