@@ -560,18 +560,20 @@ describe('which runs block an overlap: skip fire', () => {
 describe('run requests whose first take was lost', () => {
   const plans = [scheduled({ name: 'p', tasks: [ok('a')] }, { cron: '0 0 1 1 *' })];
 
-  it('a claim left by a dead scheduler is taken again once stale, and becomes one run', async () => {
+  /** A started scheduler, and a run request that 'dead-host:9' claimed (and then died). */
+  async function requestClaimedByDeadScheduler() {
     const f = track(createFixture({ start: at('2025-01-01T10:00:00Z'), plans }));
     await f.scheduler.start();
     const id = newRunRequestId(f.clock.now());
-    await f.store.requestRun({
-      id,
-      pipeline: 'p',
-      params: {},
-      requestedAt: new Date(f.clock.now()).toISOString(),
-    });
+    const now = new Date(f.clock.now()).toISOString();
+    await f.store.requestRun({ id, pipeline: 'p', params: {}, requestedAt: now });
+    await f.store.claimRunRequests(1, 'dead-host:9', now);
+    return { f, id };
+  }
+
+  it('a claim left by a dead scheduler is taken again once stale, and becomes one run', async () => {
     // Another scheduler claimed it and died before creating the run.
-    await f.store.claimRunRequests(1, 'dead-host:9', new Date(f.clock.now()).toISOString());
+    const { f, id } = await requestClaimedByDeadScheduler();
     expect(await f.scheduler.pollRequests()).toBe(0);
     await f.clock.advance(REQUEST_CLAIM_STALE_MS - 1);
     expect(await f.scheduler.pollRequests()).toBe(0);
@@ -585,16 +587,7 @@ describe('run requests whose first take was lost', () => {
   });
 
   it('a request whose run was created but whose answer was lost completes with that run, not a second', async () => {
-    const f = track(createFixture({ start: at('2025-01-01T10:00:00Z'), plans }));
-    await f.scheduler.start();
-    const id = newRunRequestId(f.clock.now());
-    await f.store.requestRun({
-      id,
-      pipeline: 'p',
-      params: {},
-      requestedAt: new Date(f.clock.now()).toISOString(),
-    });
-    await f.store.claimRunRequests(1, 'dead-host:9', new Date(f.clock.now()).toISOString());
+    const { f, id } = await requestClaimedByDeadScheduler();
     // The dead scheduler's createRun committed: the run exists under the request's run id.
     await createRun(f.store, {
       plan: plans[0]!,
