@@ -44,6 +44,7 @@ import {
   postgresStoreViolations,
   processesWith,
 } from './invariants.js';
+import { onLines } from '../support/lines.js';
 import { count, isFullTier, seededRng } from './tier.js';
 import { chaosMarker, chaosPipeline, NAMED_POINTS, WORKER_POINTS } from './chaos-pipeline.js';
 import { drainStream, executeKillPlan, medianOf } from './chaos-plan.js';
@@ -305,18 +306,14 @@ describe.skipIf(!available)('incremental pipeline run by `weft worker` processes
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const id = await new Promise<string>((ready, reject) => {
-      let out = '';
       const timer = setTimeout(() => reject(new Error(`weft worker did not start: ${stderr}`)), 15_000);
-      const onData = (chunk: Buffer) => {
-        out += chunk.toString();
-        const line = out.split('\n').find((l) => l.includes('"worker:started"'));
-        if (line === undefined) return;
+      const stop = onLines(child.stdout, (line) => {
+        if (!line.includes('"worker:started"')) return;
         clearTimeout(timer);
-        child.stdout.off('data', onData);
+        stop();
         child.stdout.resume();
         ready((JSON.parse(line) as { worker: string }).worker);
-      };
-      child.stdout.on('data', onData);
+      });
       void exited.then(() => reject(new Error(`weft worker exited early: ${stderr}`)));
     });
     return { child, exited, id };

@@ -419,7 +419,7 @@ describe('secrets never leak', () => {
       let out = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
       child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       expect(code, out).toBe(0);
       expect(leaksIn(out, all)).toEqual([]);
       const requestId = /request (q_\S+)/.exec(out)?.[1];

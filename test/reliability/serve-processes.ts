@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
+import { onLines } from '../support/lines.js';
+
 /**
  * Real `weft serve` (and `weft worker`) processes for the scheduler reliability test: spawned from
  * the built CLI with a shared WEFT_TEST_CLOCK, their JSON log read line by line, killed by SIGKILL
@@ -148,14 +150,9 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
     [child.stdout, false],
     [child.stderr, true],
   ] as const) {
-    let buffered = '';
-    stream.on('data', (chunk: Buffer) => {
-      const text = chunk.toString();
-      if (isStderr && stderrText.length < 20_000) stderrText += text;
-      buffered += text;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) onLine(line, isStderr);
+    onLines(stream, (line) => {
+      if (isStderr && stderrText.length < 20_000) stderrText += `${line}\n`;
+      onLine(line, isStderr);
     });
   }
   return {

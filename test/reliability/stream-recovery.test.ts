@@ -124,7 +124,7 @@ describe.skipIf(!available)('stream consumer killed mid-batch and paused past th
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-      child.on('exit', (code, signal) => done({ code, signal })),
+      child.on('close', (code, signal) => done({ code, signal })),
     );
     return { child, exited, output: () => out };
   };

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 
+import { onLines } from './lines.js';
+
 /** The CLI as users run it; tests spawn it with the Node running them. */
 export const WEFT_BIN = join(resolve(import.meta.dirname, '..', '..'), 'bin', 'weft.js');
 
@@ -35,21 +37,21 @@ export async function startWorkerProcess(options: {
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-8000)));
   const id = await new Promise<string>((resolvePromise, reject) => {
-    let out = '';
     const timer = setTimeout(
       () => reject(new Error(`weft worker did not start: ${stderr}`)),
       options.startTimeoutMs ?? 30_000,
     );
-    child.stdout.on('data', (chunk: Buffer) => {
-      out = (out + chunk.toString()).slice(-8000);
-      const text = / worker (\S+) started:/.exec(out)?.[1];
-      const json = out
-        .split('\n')
-        .find((line) => line.includes('"worker:started"'))
-        ?.trim();
-      const started = text ?? (json ? (JSON.parse(json) as { worker: string }).worker : undefined);
+    const stop = onLines(child.stdout, (line) => {
+      const text = / worker (\S+) started:/.exec(line)?.[1];
+      const json = line.includes('"worker:started"')
+        ? (JSON.parse(line) as { worker: string }).worker
+        : undefined;
+      const started = text ?? json;
       if (started !== undefined) {
         clearTimeout(timer);
+        stop();
+        // Keep draining stdout so a chatty worker never blocks on a full pipe.
+        child.stdout.resume();
         resolvePromise(started);
       }
     });
