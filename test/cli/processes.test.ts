@@ -64,7 +64,8 @@ const project = tempProject({
     // A barrier: neither run gets past `a` until both have reached it, so the two really overlap.
     '  a:',
     '    handler: shell',
-    '    timeout: 10s',
+    // A hang guard: the other process may take seconds to start on a busy machine.
+    '    timeout: 30s',
     '    with:',
     '      command: |',
     '        echo x >> arrived',
@@ -119,7 +120,8 @@ function start(args: string[], cwd: string): Tracked {
 async function until<T>(
   what: string,
   probe: () => T | undefined | null | false,
-  timeoutMs = 10_000,
+  // Spawned node processes take seconds to start on a busy machine.
+  timeoutMs = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -190,9 +192,12 @@ function showRun(cwd: string, runId: string): RunJson {
 }
 
 const runIdIn = (text: string) => /run (r_\w+) of /.exec(text)?.[1];
-/** The pid a shell task printed first (`echo $$`), from the plain progress lines. */
+/**
+ * The pid a shell task printed first (`echo $$`), from the plain progress lines. Its newline must
+ * have come too: output read while the process runs may end in the middle of the number.
+ */
 const pidPrintedBy = (text: string, task: string) => {
-  const match = new RegExp(` ${task} \\| (\\d+)$`, 'm').exec(text);
+  const match = new RegExp(` ${task} \\| (\\d+)\\n`).exec(text);
   return match ? Number(match[1]) : undefined;
 };
 

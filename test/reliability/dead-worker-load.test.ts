@@ -137,11 +137,20 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
       victim.child.kill('SIGKILL');
       const killedAt = Date.now();
       await exited(victim.child);
-      // A COMMIT it sent just before dying is applied by now; its leases are still unexpired.
-      await new Promise((r) => setTimeout(r, 200));
+      // A COMMIT it sent just before dying is applied once its sessions are gone.
+      await waitFor(
+        async () =>
+          (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1`, [victim.appName]))
+            .length === 0,
+        10_000,
+        "the victim's sessions to end",
+      );
+      // Its attempts in flight: still running, or already recorded lost by a reaper (a dead worker's
+      // attempts can end no other way; one lost before the kill is not among them).
       const inFlight = await db.query<{ task: string; attempt: number }>(
-        `SELECT task, attempt FROM attempts WHERE run_id = $1 AND worker = $2 AND state = 'running'`,
-        [run.id, victim.id],
+        `SELECT task, attempt FROM attempts WHERE run_id = $1 AND worker = $2
+           AND (state = 'running' OR (state = 'lost' AND finished_at >= to_timestamp($3 / 1000.0)))`,
+        [run.id, victim.id, killedAt],
       );
       const byWorker = await db.query<{ worker: string; state: string; n: number }>(
         `SELECT worker, state, count(*)::int AS n FROM attempts WHERE run_id = $1 GROUP BY 1, 2 ORDER BY 1, 2`,
@@ -164,7 +173,14 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
         LEASE_MS + REAP_MS + 10_000,
         'the lost attempts to be recorded',
       );
-      const recoveredMs = Date.now() - killedAt;
+      // When the reaper recorded them, on the database's clock (this host's): the polling above,
+      // slow on a loaded machine, is no part of the recovery.
+      const recorded = await db.query<{ at: number }>(
+        `SELECT (EXTRACT(EPOCH FROM max(finished_at)) * 1000)::float8 AS at FROM attempts
+         WHERE run_id = $1 AND worker = $2 AND state = 'lost'`,
+        [run.id, victim.id],
+      );
+      const recoveredMs = Math.round(recorded[0]!.at - killedAt);
       const recoveredTasks = new Set(inFlight.map((a) => a.task));
       await waitFor(
         async () => {

@@ -64,12 +64,22 @@ describe.skipIf(!db.available || !built)('log lines survive kill -9 of a weft wo
           now: Date.now(),
         });
         expect(await queue.startRun(run.id)).toBe(true);
-        await waitFor(() => Promise.resolve(readLogged(side).length > 0), 30_000, 'the first line');
-        await new Promise((r) => setTimeout(r, 1500 + rng.int(1000)));
+        // Ten lines first, then 1–2 s: however slowly a loaded machine runs the handler, a good
+        // number of lines were logged over a second before the kill.
+        await waitFor(() => Promise.resolve(readLogged(side).length >= 10), 30_000, 'ten lines');
+        await new Promise((r) => setTimeout(r, 1000 + rng.int(1000)));
         const killedAt = Date.now();
         victim.child.kill('SIGKILL');
         expect(await victim.exited).toBe('SIGKILL');
         const logged = readLogged(side);
+        // A write it sent just before it died is applied (or rolled back) once its sessions are gone.
+        await waitFor(
+          async () =>
+            (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1`, [victim.appName]))
+              .length === 0,
+          10_000,
+          "the dead worker's sessions to end",
+        );
 
         // What is durable is what PostgreSQL holds now; nothing can add to the dead worker's lines.
         const stored = await store.getLogs(run.id, { task: 'talk' });

@@ -168,7 +168,9 @@ async function startWeft(
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close', not 'exit': its stderr is checked line by line once it exits, and a line it wrote last
+  // must be read whole (half a JSON line would count as stray output).
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   const id = await waitFor(
     () => {
       if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${stderr}`);

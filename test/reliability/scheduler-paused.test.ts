@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createScaledClock } from '../../src/core/clock.js';
+import { waitFor } from '../worker/pg-support.js';
 import { distProblem, spawnServe, testClockValue, type WeftProcess } from './serve-processes.js';
 
 const MINUTE = 60_000;
@@ -35,8 +36,8 @@ describe.skipIf(problem !== null)('a weft serve process frozen past its ticks', 
     );
     const store = join(dir, 'weft.db');
     // The clock stands at START until the process has surely started (node on a busy machine can
-    // take seconds), then runs at SPEED.
-    const realAnchor = Date.now() + 5_000;
+    // take seconds), then runs at SPEED. It must be up before 04:05 (750 ms later) to fire that tick.
+    const realAnchor = Date.now() + 10_000;
     const clock = createScaledClock({ simAnchor: START, realAnchor, speed: SPEED });
     const serve: WeftProcess = spawnServe('serve', {
       cwd: dir,
@@ -47,14 +48,25 @@ describe.skipIf(problem !== null)('a weft serve process frozen past its ticks', 
     cleanups.push(() => serve.stop('SIGKILL'));
     await serve.started;
 
-    // Frozen from 04:06 to 04:23 (17 simulated minutes, 2.8 s): past the 04:10, 04:15, 04:20 ticks.
-    const frozenAt = START + 5.5 * MINUTE;
-    await clock.sleep(frozenAt - clock.now());
+    // Frozen from the end of the 04:05 tick's run to 04:23 (about 18 simulated minutes, 3 s): past
+    // the 04:10, 04:15, 04:20 ticks. Not from a fixed 04:06, 83 ms of real time after the tick: a
+    // starved process frozen before it came to 04:05 would sleep through that one as well.
+    await waitFor(() => Promise.resolve(serve.counts.has('run:finished')), 30_000, 'the 04:05 run');
+    expect(clock.now(), 'the 04:05 run ended too late').toBeLessThan(START + 9 * MINUTE);
     serve.child.kill('SIGSTOP');
-    await clock.sleep(17 * MINUTE);
+    await clock.sleep(START + 22.5 * MINUTE - clock.now());
     serve.child.kill('SIGCONT');
     const thawedAt = clock.now();
     await clock.sleep(START + 37 * MINUTE - clock.now());
+    const db = new Database(store, { readonly: true });
+    cleanups.push(() => void db.close());
+    // The last tick decided before the stop (a starved process may come to it late).
+    const lastFire = db.prepare('SELECT outcome FROM fires WHERE scheduled_for = ?');
+    await waitFor(
+      () => Promise.resolve(lastFire.get('2025-01-01T04:35:00.000Z') !== undefined),
+      30_000,
+      'the 04:35 fire',
+    );
     expect(await serve.stop('SIGTERM')).toBe(0);
 
     const late = serve.late.filter((l) => l.cause === 'overslept');
@@ -63,8 +75,6 @@ describe.skipIf(problem !== null)('a weft serve process frozen past its ticks', 
     expect(thaw!.at).toBeGreaterThanOrEqual(thawedAt - MINUTE);
     // A later stall of a loaded machine, if any, said so too; only such a tick may be missed.
     const stalled = (at: number) => late.some((l) => l !== thaw && l.dueAt <= at && at <= l.at);
-    const db = new Database(store, { readonly: true });
-    cleanups.push(() => void db.close());
     const fires = db
       .prepare('SELECT scheduled_for, outcome, reason FROM fires ORDER BY scheduled_for')
       .all() as { scheduled_for: string; outcome: string; reason: string | null }[];

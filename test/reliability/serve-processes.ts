@@ -99,8 +99,10 @@ function spawnWeft(name: string, args: string[], cwd: string, env: Record<string
   const spawnedAt = Date.now();
   let startupMs = Number.NaN;
   let isStarted = false;
+  // 'close', not 'exit': the last lines it wrote (a `scheduler:late`, a fire it decided just before
+  // it was stopped) are read before anyone looks at what it said.
   const exited = new Promise<number | null>((res) => {
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       rejectStarted(new Error(`${name} exited (${code ?? signal}) before it started:\n${stderrText}`));
       res(code);
     });

@@ -3,6 +3,7 @@
  * connection is forwarded to a target host:port, so a test can cut, refuse and blip the network
  * between weft and PostgreSQL or Redis without touching the servers themselves.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /**
@@ -53,6 +54,19 @@ export interface TcpProxy {
 interface Pair {
   client: Socket;
   upstream: Socket;
+}
+
+/** The kernel's ephemeral port range (Linux), from which connect() and listen(0) take ports. */
+function ephemeralPorts(): { low: number; high: number } | null {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return low && high ? { low, high } : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function startTcpProxy(
@@ -124,7 +138,26 @@ export async function startTcpProxy(
       resolve();
     });
 
-  server = await listen(options.port ?? 0);
+  /**
+   * A `closed` refusal stops listening and heal() listens on the same port again. A port of the
+   * ephemeral range may meanwhile become the local end of any new connection on the machine (another
+   * test file's, or a client's reconnect to the proxy itself), and the heal would fail: so a random
+   * free port below that range, where only an explicit bind can land.
+   */
+  const listenFirst = async (): Promise<Server> => {
+    if (options.port !== undefined) return listen(options.port);
+    const range = ephemeralPorts();
+    const floor = 10_000;
+    for (let tries = 0; range !== null && range.low > floor && tries < 20; tries++) {
+      try {
+        return await listen(floor + Math.floor(Math.random() * (range.low - floor)));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      }
+    }
+    return listen(0);
+  };
+  server = await listenFirst();
   const port = (server.address() as { port: number }).port;
 
   const heal = async () => {

@@ -305,7 +305,8 @@ describe('SQLite store', () => {
       const path = join(dir(), 'weft.db');
       const store = open(path);
       const run = await store.createRun(newRun());
-      // A second process takes the write lock for 300 ms, writing a log line of its own.
+      // A second process takes the write lock for 1 s, writing a log line of its own. (Not much
+      // less: this process, paused by a busy machine, may see 'locked' late.)
       const { spawn } = await import('node:child_process');
       const script = `
         import Database from 'better-sqlite3';
@@ -313,7 +314,7 @@ describe('SQLite store', () => {
         db.exec('BEGIN IMMEDIATE');
         db.prepare("INSERT INTO logs (run_id, ts, level, message) VALUES (?, 't', 'info', 'child')").run(${JSON.stringify(run.id)});
         process.stdout.write('locked\\n');
-        const until = Date.now() + 300;
+        const until = Date.now() + 1000;
         while (Date.now() < until) {}
         db.exec('COMMIT');
         db.close();
@@ -322,14 +323,15 @@ describe('SQLite store', () => {
         cwd: process.cwd(),
         stdio: ['ignore', 'pipe', 'inherit'],
       });
+      // Listened for at once: the child may be gone by the time this test would ask.
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
       const started = Date.now();
       await store.appendLogs([
         { runId: run.id, task: null, attempt: null, ts: 't', level: 'info', message: 'parent' },
       ]);
       expect(Date.now() - started).toBeGreaterThanOrEqual(100);
-      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-      expect(code).toBe(0);
+      expect(await exited).toBe(0);
       expect((await store.getLogs(run.id)).map((l) => l.message)).toEqual(['child', 'parent']);
       expect(raw(path).pragma('integrity_check', { simple: true })).toBe('ok');
     });

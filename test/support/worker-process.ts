@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 
 import { onLines } from './lines.js';
@@ -10,6 +11,12 @@ export interface WorkerProcess {
   child: ChildProcess;
   /** The worker id it registered with (as in the store's attempts). */
   id: string;
+  /**
+   * The application_name of its PostgreSQL sessions (PGAPPNAME). Once it is dead and none is left
+   * in pg_stat_activity, PostgreSQL has applied (or rolled back) all it had sent: a COMMIT on its
+   * way when it was killed can no longer change what a test reads.
+   */
+  appName: string;
   /** The last 8,000 characters of its stderr. */
   stderr: () => string;
   /** Resolves with the signal that ended it (null for a plain exit). */
@@ -27,9 +34,10 @@ export async function startWorkerProcess(options: {
   children: ChildProcess[];
   startTimeoutMs?: number;
 }): Promise<WorkerProcess> {
+  const appName = `weft-test-worker-${randomBytes(4).toString('hex')}`;
   const child = spawn(process.execPath, [WEFT_BIN, 'worker', ...options.args], {
     cwd: options.cwd,
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', PGAPPNAME: appName },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   options.children.push(child);
@@ -60,5 +68,5 @@ export async function startWorkerProcess(options: {
       reject(new Error(`weft worker exited before it started: ${stderr}`));
     });
   });
-  return { child, id, stderr: () => stderr, exited };
+  return { child, id, appName, stderr: () => stderr, exited };
 }

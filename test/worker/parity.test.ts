@@ -171,7 +171,8 @@ describe.skipIf(!db.available)('distributed execution keeps the local engine sem
     await startWorkers(2, reg);
     const p = plan({
       name: 'timeout-parity',
-      timeoutMs: 400,
+      // Time for both workers to claim h and b first, also on a busy machine.
+      timeoutMs: 1000,
       tasks: [
         task('h', { handler: 'hang' }),
         ok('next', ['h']),
@@ -184,20 +185,20 @@ describe.skipIf(!db.available)('distributed execution keeps the local engine sem
     const run = await enqueue(p);
     const done = await finished(store, run.id);
     // The lease is 600 ms: workers see the timeout within a heartbeat (200 ms) and the grace.
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(3600);
     expect(done.state).toBe('failed');
-    expect(done.error).toEqual({ code: 'RUN_TIMEOUT', message: 'the run timed out after 400ms' });
+    expect(done.error).toEqual({ code: 'RUN_TIMEOUT', message: 'the run timed out after 1000ms' });
     const distributed = await outcome(store, run.id);
     expect(distributed.tasks).toEqual({
       h: {
         state: 'cancelled',
-        reason: 'the run timed out after 400ms',
+        reason: 'the run timed out after 1000ms',
         attempts: [['cancelled', 'RUN_TIMEOUT']],
       },
-      next: { state: 'cancelled', reason: 'the run timed out after 400ms', attempts: [] },
+      next: { state: 'cancelled', reason: 'the run timed out after 1000ms', attempts: [] },
       b: {
         state: 'cancelled',
-        reason: 'the run timed out after 400ms',
+        reason: 'the run timed out after 1000ms',
         attempts: [['failed', 'HANDLER_FAILED']],
       },
     });
@@ -272,7 +273,8 @@ describe.skipIf(!db.available)('distributed execution keeps the local engine sem
     const run = await enqueue(
       plan({
         name: 'timeout-retry',
-        timeoutMs: 300,
+        // Time for the second run attempt to be claimed and finish, also on a busy machine.
+        timeoutMs: 1000,
         retries: 1,
         retry: { delayMs: 50 },
         tasks: [task('x', { handler: 'first-hangs' })],
@@ -445,7 +447,8 @@ describe.skipIf(!db.available)('distributed execution keeps the local engine sem
     ]);
     await startWorkers(1, reg);
     const run = await enqueue(
-      plan({ name: 'spawns', timeoutMs: 500, tasks: [task('s', { handler: 'spawner' })] }),
+      // Time for the worker to claim s first, also on a busy machine.
+      plan({ name: 'spawns', timeoutMs: 1000, tasks: [task('s', { handler: 'spawner' })] }),
     );
     const pid = await waitFor(async () => (await store.getAttempts(run.id, 's'))[0]?.pid ?? undefined);
     expect(pid).toBe(424242);

@@ -188,12 +188,13 @@ describe.skipIf(!db.available)('the PostgreSQL task queue with in-process worker
       name: 'slow-hook',
       run: async (_args, ctx) => {
         calls.set(`${ctx.run.id}/slow`, (calls.get(`${ctx.run.id}/slow`) ?? 0) + 1);
-        await new Promise((r) => setTimeout(r, 1_500));
+        await new Promise((r) => setTimeout(r, 2_500));
       },
     };
     const stuck: AnyHandler = { name: 'stuck-hook', run: () => new Promise(() => undefined) };
-    // A lease of 150 ms: the slow hook runs for 10 of them while a second worker keeps looking.
-    await startWorkers(2, countingRegistry(calls, [slow, stuck]), { leaseMs: 150 });
+    // A lease of 500 ms: the slow hook runs for 5 of them while a second worker keeps looking. (Not
+    // shorter: a pause of this busy process longer than lease minus heartbeat hands the hook over.)
+    await startWorkers(2, countingRegistry(calls, [slow, stuck]), { leaseMs: 500 });
     const run = await enqueue(
       plan({
         tasks: [ok('a')],

@@ -132,7 +132,9 @@ describe.skipIf(!db.available)('lease renewal', () => {
         };
       },
     });
-    const pollMs = 500;
+    // The back-off after the 4th failure (4 x pollMs) must stand well clear of the time it takes
+    // a busy machine to claim and run the task once healed.
+    const pollMs = 1000;
     const worker = createWorker({
       store,
       queue: outage,
