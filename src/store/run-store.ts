@@ -214,6 +214,29 @@ export interface NewRunRequest {
   requestedAt: string;
 }
 
+/**
+ * What `prune` deletes: history that finished before `before` (ISO). Never a run that can still
+ * change (queued, running, retrying, interrupted), nor one with a hook still pending, nor one a
+ * kept fire points to; never the newest fire of a pipeline (catch-up starts from it), nor a fire
+ * still waiting for its run; never a request not yet done. Plans are kept: a process that created
+ * a run of one may create another without sending it again.
+ */
+export interface PruneQuery {
+  before: string;
+  /** Count what would go; delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface PruneReport {
+  /** Finished runs, with their task runs, attempts, log lines and hooks. */
+  runs: number;
+  fires: number;
+  runRequests: number;
+}
+
+/** The run states `prune` may delete: those nothing moves a run out of by itself. */
+export const PRUNABLE_RUN_STATES = ['succeeded', 'failed', 'cancelled'] as const;
+
 export interface RunStore {
   /** "sqlite", "postgres", "memory". */
   readonly kind: string;
@@ -289,6 +312,12 @@ export interface RunStore {
     completedAt: string,
   ): Promise<boolean>;
   getRunRequest(id: string): Promise<RunRequestRecord | null>;
+
+  /**
+   * Deletes old history (see PruneQuery), in batches so that other writers are held up briefly,
+   * and says how much went. Safe while schedulers and workers use the store.
+   */
+  prune(query: PruneQuery): Promise<PruneReport>;
 
   /** Resolves once every write accepted so far is durable. */
   flush(): Promise<void>;

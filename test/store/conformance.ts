@@ -8,6 +8,7 @@ import type {
   NewRunRequest,
   LogRecord,
   NewRun,
+  RunRecord,
   RunStore,
   TaskRunPatch,
 } from '../../src/store/run-store.js';
@@ -763,6 +764,115 @@ function describeFiresAndRequests(current: () => RunStore): void {
       expect((await store.lastFire('demo'))?.scheduledFor).toBe(iso(180_000));
       expect((await store.lastFire('b'))?.outcome).toBe('ran');
       expect(await store.lastFire('none')).toBeNull();
+    });
+  });
+
+  describe('prune', () => {
+    const HOUR = 3_600_000;
+    const cutoff = iso(100 * HOUR);
+    const old = iso(10 * HOUR);
+    const recent = iso(200 * HOUR);
+
+    /** A run created and moved to `state` (finished at `finishedAt`), with a log line, an attempt and hooks. */
+    async function runIn(
+      store: RunStore,
+      state: RunRecord['state'],
+      finishedAt: string | null,
+      options: { hook?: HookRecord['state']; scheduledFor?: string } = {},
+    ): Promise<string> {
+      const run = await store.createRun(newRun({ scheduledFor: options.scheduledFor ?? null }));
+      await store.insertAttempt(attempt(run.id, 'extract', 1, { state: 'succeeded', finishedAt }));
+      await store.appendLogs([log(run.id, 'extract', 'a line')]);
+      if (options.hook) await store.addHooks([hook(run.id, 'on_failure', { state: options.hook })]);
+      await store.updateRun(run.id, { state, finishedAt });
+      return run.id;
+    }
+
+    it('deletes finished history before the cut-off and keeps what may still be needed', async () => {
+      const store = current();
+      const gone = await runIn(store, 'succeeded', old, { hook: 'done' });
+      const goneFailed = await runIn(store, 'failed', old);
+      const goneCancelled = await runIn(store, 'cancelled', old);
+      const kept = {
+        recent: await runIn(store, 'succeeded', recent),
+        pendingHook: await runIn(store, 'failed', old, { hook: 'pending' }),
+        interrupted: await runIn(store, 'interrupted', old),
+        running: await runIn(store, 'running', null),
+        retrying: await runIn(store, 'retrying', old),
+        newestFire: await runIn(store, 'succeeded', old, { scheduledFor: iso(40 * HOUR) }),
+      };
+      const firedGone = await runIn(store, 'succeeded', old, { scheduledFor: iso(5 * HOUR) });
+      // demo: two old fires go; the waiting one and the newest stay. b: its only fire stays.
+      await store.recordFire(fire({ scheduledFor: iso(5 * HOUR), runId: firedGone }));
+      await store.recordFire(fire({ scheduledFor: iso(6 * HOUR), outcome: 'missed', runId: null }));
+      await store.recordFire(fire({ scheduledFor: iso(7 * HOUR), outcome: 'queued', runId: 'r_waiting' }));
+      await store.recordFire(fire({ scheduledFor: iso(40 * HOUR), runId: kept.newestFire }));
+      await store.recordFire(
+        fire({ pipeline: 'b', scheduledFor: iso(HOUR), runId: null, outcome: 'missed' }),
+      );
+      for (const [id, at] of [
+        ['q_old', old],
+        ['q_recent', recent],
+        ['q_pending', null],
+      ] as const) {
+        await store.requestRun({ id, pipeline: 'demo', params: {}, requestedAt: iso(HOUR) });
+        if (at === null) continue;
+        await store.claimRunRequests(1, 'host:1', iso(HOUR));
+        await store.completeRunRequest(id, null, { code: 'X', message: 'x' }, at);
+      }
+
+      const expected = { runs: 4, fires: 2, runRequests: 1 };
+      expect(await store.prune({ before: cutoff, dryRun: true })).toEqual(expected);
+      expect(await store.getRun(gone)).not.toBeNull();
+      expect(await store.listFires({ limit: 10 })).toHaveLength(5);
+      expect(await store.prune({ before: cutoff })).toEqual(expected);
+
+      for (const id of [gone, goneFailed, goneCancelled, firedGone]) {
+        expect(await store.getRun(id)).toBeNull();
+        expect(await store.getTaskRuns(id)).toEqual([]);
+        expect(await store.getAttempts(id)).toEqual([]);
+        expect(await store.getLogs(id)).toEqual([]);
+        expect(await store.getHooks(id)).toEqual([]);
+      }
+      for (const id of Object.values(kept)) {
+        expect(await store.getRun(id)).not.toBeNull();
+        expect(await store.getTaskRuns(id)).toHaveLength(3);
+        expect(await store.getLogs(id)).toHaveLength(1);
+      }
+      const fires = await store.listFires({ limit: 10 });
+      expect(fires.map((f) => [f.pipeline, f.scheduledFor])).toEqual([
+        ['demo', iso(40 * HOUR)],
+        ['demo', iso(7 * HOUR)],
+        ['b', iso(HOUR)],
+      ]);
+      expect(await store.getRunRequest('q_old')).toBeNull();
+      expect(await store.getRunRequest('q_recent')).not.toBeNull();
+      expect(await store.getRunRequest('q_pending')).not.toBeNull();
+      // Nothing more goes a second time, and what stays still works.
+      expect(await store.prune({ before: cutoff })).toEqual({ runs: 0, fires: 0, runRequests: 0 });
+      expect(await store.updateRun(kept.interrupted, { state: 'running' })).toBe(true);
+    });
+
+    it('deletes more runs than one batch holds', async () => {
+      const store = current();
+      const total = 1_100;
+      const ids: string[] = [];
+      for (let i = 0; i < total; i += 100) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(100, total - i) }, () => store.createRun(newRun())),
+        );
+        await Promise.all(batch.map((r) => store.updateRun(r.id, { state: 'succeeded', finishedAt: old })));
+        ids.push(...batch.map((r) => r.id));
+      }
+      const keep = await runIn(store, 'succeeded', recent);
+      expect(await store.prune({ before: cutoff, dryRun: true })).toEqual({
+        runs: total,
+        fires: 0,
+        runRequests: 0,
+      });
+      expect(await store.prune({ before: cutoff })).toEqual({ runs: total, fires: 0, runRequests: 0 });
+      expect((await store.listRuns({ limit: 2_000 })).map((r) => r.id)).toEqual([keep]);
+      expect(await store.getTaskRuns(ids[ids.length - 1]!)).toEqual([]);
     });
   });
 

@@ -19,6 +19,7 @@ import { registerTestCommand } from './test.js';
 import { registerInitCommand } from './init.js';
 import { registerConfigCommand } from './config.js';
 import type { ListOptions } from './list.js';
+import type { PruneOptions } from './prune.js';
 import type { ServeOptions } from './serve.js';
 import type { TriggerOptions } from './trigger.js';
 import type { WorkerCommandOptions } from './worker.js';
@@ -146,6 +147,21 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
 
   withStoreOption(
     program
+      .command('prune')
+      .description(
+        'delete the history (runs, their logs, schedule ticks, run requests) that ended before --older-than',
+      )
+      .requiredOption('--older-than <duration>', 'how much history to keep, at least 1d (e.g. 30d)')
+      .option('--dry-run', 'count what would be deleted; delete nothing')
+      .addOption(formatOption(['text', 'json'], 'text')),
+  ).action(
+    action(async (options: PruneOptions & CommonOptions) =>
+      (await import('./prune.js')).pruneCommand(deps.context(options), options),
+    ),
+  );
+
+  withStoreOption(
+    program
       .command('logs')
       .description("print a run's log lines (of one task, with TASK)")
       .argument('<run-id>')
@@ -213,7 +229,13 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
             .default('127.0.0.1')
             .env('WEFT_HOST'),
         )
-        .option('--no-http', 'schedule only: no dashboard or HTTP API'),
+        .option('--no-http', 'schedule only: no dashboard or HTTP API')
+        .addOption(
+          new Option(
+            '--retain <duration>',
+            'prune the history older than this (at least 1d) at start and every hour, as weft prune does',
+          ).env('WEFT_RETAIN'),
+        ),
     ),
   ).action(
     action(async (path: string | undefined, options: ServeOptions & CommonOptions) =>

@@ -24,11 +24,13 @@ import {
 } from '../../server/index.js';
 import type { FileLoad } from '../../schedule/pipeline-watcher.js';
 import { resolveStoreSpec } from '../../store/open-store.js';
+import { startRetention } from '../../store/retention.js';
 import { queueHealth } from '../../worker/queue-health.js';
 import type { TaskQueue } from '../../worker/queue-port.js';
 import type { CliContext } from '../context.js';
 import { onShutdownSignals } from '../shutdown.js';
 import { renderReports } from '../render/diagnostics.js';
+import { describePrune, parseRetention } from './prune.js';
 
 export interface ServeOptions {
   logFormat: SchedulerLogFormat;
@@ -37,6 +39,8 @@ export interface ServeOptions {
   host: string;
   /** `--no-http`: schedule only, no dashboard or API. */
   http: boolean;
+  /** `--retain 30d`: prune the history older than this every hour. */
+  retain?: string;
 }
 
 /**
@@ -59,6 +63,7 @@ export async function serveCommand(
   const graceMs = parseDuration(options.grace);
   if (graceMs === null)
     throw new UsageError(`--grace expects a duration such as 30s or 2m, got "${options.grace}"`);
+  const retainMs = options.retain === undefined ? null : parseRetention('--retain', options.retain);
   const clock = testClock(ctx.io.env[TEST_CLOCK_ENV]);
   const target = path ?? (await ctx.pipelinesDir());
   const registry = await ctx.registry();
@@ -141,8 +146,26 @@ export async function serveCommand(
       })
     : null;
   const shutdown = onShutdownSignals(ctx.io, `stopping (no new runs; runs in progress get ${options.grace})`);
+  let retention: { stop: () => Promise<void> } | null = null;
   try {
     await scheduler.start();
+    if (retainMs !== null) {
+      retention = startRetention({
+        store,
+        retainMs,
+        now: () => (clock ?? systemClock).now(),
+        onPruned: (report, before) => {
+          if (report.runs + report.fires + report.runRequests > 0)
+            say('store:pruned', describePrune(report, before, false));
+        },
+        onError: (error) =>
+          say(
+            'store:error',
+            `pruning failed: ${error instanceof Error ? error.message : String(error)}`,
+            true,
+          ),
+      });
+    }
     watcher.watch();
     if (server) {
       const { url } = await server.listen(port, options.host);
@@ -155,6 +178,7 @@ export async function serveCommand(
   } finally {
     watcher.close();
     shutdown.dispose();
+    await retention?.stop();
     await distributed?.stop();
   }
   return 0;

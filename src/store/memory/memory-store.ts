@@ -15,6 +15,8 @@ import type {
   LogQuery,
   LogRecord,
   NewRun,
+  PruneQuery,
+  PruneReport,
   RunCondition,
   RunPatch,
   RunQuery,
@@ -24,6 +26,7 @@ import type {
   TaskRunPatch,
   TaskRunRecord,
 } from '../run-store.js';
+import { PRUNABLE_RUN_STATES } from '../run-store.js';
 import { cloneJson, hashPlanText, parsePlan, toDict } from '../json-codec.js';
 import {
   ATTEMPT_PATCH_FIELDS,
@@ -379,6 +382,50 @@ export function createMemoryStore(): RunStore {
       open();
       const request = requests.get(id);
       return request ? copyRequest(request) : null;
+    },
+
+    prune(query: PruneQuery): PruneReport {
+      open();
+      const newest = new Map<string, string>();
+      for (const fire of fires.values()) {
+        if ((newest.get(fire.pipeline) ?? '') < fire.scheduledFor)
+          newest.set(fire.pipeline, fire.scheduledFor);
+      }
+      const goneFires = [...fires].filter(
+        ([, f]) =>
+          f.scheduledFor < query.before &&
+          f.scheduledFor < newest.get(f.pipeline)! &&
+          !(f.outcome === 'queued' && f.runId !== null && !runs.has(f.runId)),
+      );
+      const goneFireKeys = new Set(goneFires.map(([key]) => key));
+      const keptFireRuns = new Set(
+        [...fires].filter(([key, f]) => !goneFireKeys.has(key) && f.runId !== null).map(([, f]) => f.runId),
+      );
+      const prunable: ReadonlySet<string> = new Set(PRUNABLE_RUN_STATES);
+      const goneRuns = [...runs.values()].filter(
+        ({ record, hooks }) =>
+          prunable.has(record.state) &&
+          record.finishedAt !== null &&
+          record.finishedAt < query.before &&
+          !keptFireRuns.has(record.id) &&
+          ![...hooks.values()].some((h) => h.state === 'pending'),
+      );
+      const goneRequests = [...requests.values()].filter(
+        (r) =>
+          (r.state === 'done' || r.state === 'failed') &&
+          r.completedAt !== null &&
+          r.completedAt < query.before,
+      );
+      if (!query.dryRun) {
+        for (const [key] of goneFires) fires.delete(key);
+        for (const { record } of goneRuns) {
+          runs.delete(record.id);
+          if (record.scheduledFor !== null)
+            schedules.delete(`${record.pipeline}\u0000${record.scheduledFor}`);
+        }
+        for (const request of goneRequests) requests.delete(request.id);
+      }
+      return { runs: goneRuns.length, fires: goneFires.length, runRequests: goneRequests.length };
     },
 
     flush(): void {

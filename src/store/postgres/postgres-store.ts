@@ -13,6 +13,8 @@ import type {
   LogRecord,
   NewRun,
   NewRunRequest,
+  PruneQuery,
+  PruneReport,
   RunCondition,
   RunPatch,
   RunQuery,
@@ -30,6 +32,7 @@ import { appendLogs, getLogs } from './logs.js';
 import { checkPostgresSchema, migratePostgres } from './migrate.js';
 import { createStorePool } from './pool.js';
 import { claimRunRequests, completeRunRequest, getRunRequest, requestRun } from './run-requests.js';
+import { prune } from './prune.js';
 import { createRun, getRun, getTaskRuns, listRuns, updateRun, updateTaskRun } from './runs.js';
 import { StoreConnection, storeError } from './store-connection.js';
 import { redactUrl } from './url.js';
@@ -203,6 +206,10 @@ class PostgresRunStore implements RunStore {
 
   getRunRequest(id: string): Promise<RunRequestRecord | null> {
     return getRunRequest(this.#conn, id);
+  }
+
+  prune(query: PruneQuery): Promise<PruneReport> {
+    return prune(this.#conn, query);
   }
 
   flush(): Promise<void> {

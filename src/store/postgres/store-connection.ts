@@ -79,6 +79,33 @@ export class StoreConnection {
     }
   }
 
+  /**
+   * Runs `fn` on one client inside its own transaction, after the writes issued before it, and
+   * commits, or rolls back when `rollback` is set or `fn` throws. For work that is neither a
+   * batched write nor a read: pruning.
+   */
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, rollback = false): Promise<T> {
+    if (this.#closed) throw closedError(this.location);
+    await this.#queue.settled();
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw storeError(this.location, 'cannot connect to', error);
+    }
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query(rollback ? 'ROLLBACK' : 'COMMIT');
+      client.release();
+      return result;
+    } catch (error) {
+      // A client whose transaction is in doubt is not handed out again.
+      client.release(true);
+      throw error instanceof WeftError ? error : storeError(this.location, 'cannot write to', error);
+    }
+  }
+
   async rows<R extends pg.QueryResultRow>(text: string, values: readonly unknown[]): Promise<R[]> {
     return (await this.#pool.query<R>(prepared(text, values))).rows;
   }

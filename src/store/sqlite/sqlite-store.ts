@@ -15,6 +15,8 @@ import type {
   LogRecord,
   NewRun,
   NewRunRequest,
+  PruneQuery,
+  PruneReport,
   RunCondition,
   RunPatch,
   RunQuery,
@@ -32,6 +34,7 @@ import { addHooks, getHooks, updateHook } from './hooks.js';
 import { appendLogs, getLogs } from './logs.js';
 import { checkSchema, migrate } from './migrate.js';
 import { claimRunRequests, completeRunRequest, getRunRequest, requestRun } from './run-requests.js';
+import { prune } from './prune.js';
 import { createRun, getRun, getTaskRuns, listRuns, updateRun, updateTaskRun } from './runs.js';
 
 /**
@@ -193,6 +196,10 @@ class SqliteRunStore implements RunStore {
 
   getRunRequest(id: string): Promise<RunRequestRecord | null> {
     return getRunRequest(this.#conn, id);
+  }
+
+  prune(query: PruneQuery): Promise<PruneReport> {
+    return prune(this.#conn, query);
   }
 
   flush(): Promise<void> {
