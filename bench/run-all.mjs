@@ -18,6 +18,7 @@ const scripts = [
         ['workers: chain', ['workers.mjs', '--workload', 'chain-1000']],
         ['scheduler: 100 pipelines every minute', ['--expose-gc', 'scheduler.mjs']],
         ['reference pipelines', ['organism.mjs']],
+        ['retention: weft prune', ['prune.mjs']],
       ]),
 ];
 for (const [title, args] of scripts) {

@@ -229,6 +229,9 @@ export async function runHook(
       level: 'error',
       message: `hook ${record.key} (handler ${record.handler}) failed: ${error.message}`,
     });
+    // Its lines are stored before it is recorded finished, as an attempt's are: once the run has
+    // nothing pending, a prune may delete it, and a line written after that would be lost.
+    await runner.logs.flush();
     await store.updateHook(run.id, record.key, {
       state: 'failed',
       error,
@@ -238,5 +241,6 @@ export async function runHook(
   }
   // Outside the catch: the store failing to record it done is not the hook failing. It escapes,
   // and the hook, still pending, runs again (at least once).
+  await runner.logs.flush();
   await store.updateHook(run.id, record.key, { state: 'done', finishedAt: toIso(runner.clock.now()) });
 }

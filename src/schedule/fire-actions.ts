@@ -32,7 +32,19 @@ export async function handleDueFires(
   const schedule = entry.plan.schedule;
   if (!schedule || !entry.times) return;
   const keep = Math.max(schedule.catchupLimit, MAX_MISSED_RECORDS) + 1;
-  const scan = scanDueFires(entry.times, entry.cursor, now, keep);
+  let scan = scanDueFires(entry.times, entry.cursor, now, keep);
+  if (context === 'wake' && scan.total > 1) {
+    // Woken late (paused, starved, a clock jump): another scheduler on the store may have handled
+    // these fires meanwhile, and a prune may since have deleted their records and runs, which
+    // would let this one record and run them again. So it starts after the newest fire the store
+    // holds. A store that cannot say is no reason to skip fires: each is still recorded once.
+    const last = await ctx.store.lastFire(entry.plan.name).catch(() => null);
+    const lastAt = last ? Date.parse(last.scheduledFor) : Number.NaN;
+    if (lastAt > entry.cursor) {
+      entry.cursor = Math.min(lastAt, now);
+      scan = scanDueFires(entry.times, entry.cursor, now, keep);
+    }
+  }
   if (scan.total === 0) {
     entry.nextAt = entry.times.next(Math.max(entry.cursor, now));
     return;

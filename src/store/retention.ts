@@ -1,8 +1,9 @@
 import type { PruneReport, RunStore } from './run-store.js';
 
 /**
- * The shortest history a prune may cut to. Fires are how a scheduler knows a tick was taken: kept
- * for a day, they stop a clock set back (by hand, or by a bad time server) from firing a tick again.
+ * The shortest history a prune may cut to: a slip of the finger (5m for 5d) must not wipe the
+ * runs that just ended, and a scheduler cut off from the store for less than a day still finds
+ * every tick the others took recorded when it comes back.
  */
 export const MIN_RETENTION_MS = 24 * 3_600_000;
 
@@ -23,18 +24,21 @@ export interface RetentionOptions {
 /**
  * Prunes the store now and then every `everyMs`, one prune at a time, until stopped. Several
  * schedulers on one store may each do it: a prune deletes only what nobody needs, so the second
- * finds nothing. `stop` waits for a prune in progress, so the store can be closed after it.
+ * finds nothing. `stop` ends a prune in progress after its current batch and waits for that, so
+ * the store can be closed after it.
  */
 export function startRetention(options: RetentionOptions): { stop: () => Promise<void> } {
+  const stopping = new AbortController();
   let current: Promise<void> = Promise.resolve();
   let busy = false;
   const prune = () => {
-    if (busy) return;
+    if (busy || stopping.signal.aborted) return;
     busy = true;
-    const before = new Date(options.now() - options.retainMs).toISOString();
+    const before = new Date(Math.max(0, options.now() - options.retainMs)).toISOString();
     current = options.store
-      .prune({ before })
-      .then((report) => options.onPruned(report, before), options.onError)
+      .prune({ before, signal: stopping.signal })
+      .then((report) => options.onPruned(report, before))
+      .catch(options.onError)
       .finally(() => {
         busy = false;
       });
@@ -45,6 +49,8 @@ export function startRetention(options: RetentionOptions): { stop: () => Promise
   return {
     stop: async () => {
       clearInterval(timer);
+      // A prune in progress ends after its current batch.
+      stopping.abort();
       await current;
     },
   };

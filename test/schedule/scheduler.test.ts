@@ -325,6 +325,39 @@ describe('catching up after downtime', () => {
     ]);
   });
 
+  it('woken late, starts after the newest fire another scheduler recorded, even if older ones were pruned', async () => {
+    const store = createMemoryStore();
+    const f = track(
+      createFixture({
+        store,
+        start: at('2025-01-01T10:01:00Z'),
+        plans: [scheduled({ name: 'p', tasks: [ok('a')] }, { cron: '*/5 * * * *', catchup: 'all' })],
+      }),
+    );
+    await f.scheduler.start();
+    // Paused from 10:01 to 12:03. Meanwhile another scheduler ran every tick up to 12:00, and a
+    // prune left only its newest record: nothing in the store says 10:05 … 11:55 were handled.
+    await store.recordFire({
+      pipeline: 'p',
+      scheduledFor: '2025-01-01T12:00:00.000Z',
+      outcome: 'ran',
+      reason: null,
+      runId: 'r_other',
+      recordedAt: '2025-01-01T12:00:01.000Z',
+    });
+    f.clock.set(at('2025-01-01T12:03:00Z'));
+    await f.clock.advance(0);
+    await f.scheduler.whenIdle();
+    expect((await f.store.listFires({ limit: 100 })).map((x) => x.scheduledFor)).toEqual([
+      '2025-01-01T12:00:00.000Z',
+    ]);
+    expect(await f.runs()).toEqual([]);
+    // And it goes on with the next tick.
+    await f.clock.advance(2 * MINUTE);
+    await f.scheduler.whenIdle();
+    expect((await f.runs()).map((r) => r.scheduledFor)).toEqual(['2025-01-01T12:05:00.000Z']);
+  });
+
   it('says it is late because of a slow store when handling a fire held the loop past the next one', async () => {
     const store = createMemoryStore();
     let hold: (() => void) | null = null;

@@ -778,9 +778,11 @@ function describeFiresAndRequests(current: () => RunStore): void {
       store: RunStore,
       state: RunRecord['state'],
       finishedAt: string | null,
-      options: { hook?: HookRecord['state']; scheduledFor?: string } = {},
+      options: { hook?: HookRecord['state']; scheduledFor?: string; pipeline?: string } = {},
     ): Promise<string> {
-      const run = await store.createRun(newRun({ scheduledFor: options.scheduledFor ?? null }));
+      const run = await store.createRun(
+        newRun({ scheduledFor: options.scheduledFor ?? null, pipeline: options.pipeline ?? 'demo' }),
+      );
       await store.insertAttempt(attempt(run.id, 'extract', 1, { state: 'succeeded', finishedAt }));
       await store.appendLogs([log(run.id, 'extract', 'a line')]);
       if (options.hook) await store.addHooks([hook(run.id, 'on_failure', { state: options.hook })]);
@@ -790,11 +792,18 @@ function describeFiresAndRequests(current: () => RunStore): void {
 
     it('deletes finished history before the cut-off and keeps what may still be needed', async () => {
       const store = current();
+      // The failure streak of `streaky` (after its last success) stays: hooks count it.
+      const streakStart = await runIn(store, 'succeeded', old, { pipeline: 'streaky' });
+      const streak = [
+        await runIn(store, 'failed', old, { pipeline: 'streaky' }),
+        await runIn(store, 'failed', old, { pipeline: 'streaky' }),
+      ];
       const gone = await runIn(store, 'succeeded', old, { hook: 'done' });
       const goneFailed = await runIn(store, 'failed', old);
       const goneCancelled = await runIn(store, 'cancelled', old);
       const kept = {
         recent: await runIn(store, 'succeeded', recent),
+        atCutoff: await runIn(store, 'succeeded', cutoff),
         pendingHook: await runIn(store, 'failed', old, { hook: 'pending' }),
         interrupted: await runIn(store, 'interrupted', old),
         running: await runIn(store, 'running', null),
@@ -802,10 +811,14 @@ function describeFiresAndRequests(current: () => RunStore): void {
         newestFire: await runIn(store, 'succeeded', old, { scheduledFor: iso(40 * HOUR) }),
       };
       const firedGone = await runIn(store, 'succeeded', old, { scheduledFor: iso(5 * HOUR) });
-      // demo: two old fires go; the waiting one and the newest stay. b: its only fire stays.
+      const queuedGone = await runIn(store, 'succeeded', old, { scheduledFor: iso(8 * HOUR) });
+      // demo: old fires go, but not one whose run is still to be created, nor the newest. b: its
+      // only fire stays.
       await store.recordFire(fire({ scheduledFor: iso(5 * HOUR), runId: firedGone }));
       await store.recordFire(fire({ scheduledFor: iso(6 * HOUR), outcome: 'missed', runId: null }));
       await store.recordFire(fire({ scheduledFor: iso(7 * HOUR), outcome: 'queued', runId: 'r_waiting' }));
+      await store.recordFire(fire({ scheduledFor: iso(8 * HOUR), outcome: 'queued', runId: queuedGone }));
+      await store.recordFire(fire({ scheduledFor: iso(9 * HOUR), runId: 'r_not_created' }));
       await store.recordFire(fire({ scheduledFor: iso(40 * HOUR), runId: kept.newestFire }));
       await store.recordFire(
         fire({ pipeline: 'b', scheduledFor: iso(HOUR), runId: null, outcome: 'missed' }),
@@ -821,20 +834,20 @@ function describeFiresAndRequests(current: () => RunStore): void {
         await store.completeRunRequest(id, null, { code: 'X', message: 'x' }, at);
       }
 
-      const expected = { runs: 4, fires: 2, runRequests: 1 };
+      const expected = { runs: 6, fires: 3, runRequests: 1 };
       expect(await store.prune({ before: cutoff, dryRun: true })).toEqual(expected);
       expect(await store.getRun(gone)).not.toBeNull();
-      expect(await store.listFires({ limit: 10 })).toHaveLength(5);
+      expect(await store.listFires({ limit: 10 })).toHaveLength(7);
       expect(await store.prune({ before: cutoff })).toEqual(expected);
 
-      for (const id of [gone, goneFailed, goneCancelled, firedGone]) {
+      for (const id of [streakStart, gone, goneFailed, goneCancelled, firedGone, queuedGone]) {
         expect(await store.getRun(id)).toBeNull();
         expect(await store.getTaskRuns(id)).toEqual([]);
         expect(await store.getAttempts(id)).toEqual([]);
         expect(await store.getLogs(id)).toEqual([]);
         expect(await store.getHooks(id)).toEqual([]);
       }
-      for (const id of Object.values(kept)) {
+      for (const id of [...Object.values(kept), ...streak]) {
         expect(await store.getRun(id)).not.toBeNull();
         expect(await store.getTaskRuns(id)).toHaveLength(3);
         expect(await store.getLogs(id)).toHaveLength(1);
@@ -842,6 +855,7 @@ function describeFiresAndRequests(current: () => RunStore): void {
       const fires = await store.listFires({ limit: 10 });
       expect(fires.map((f) => [f.pipeline, f.scheduledFor])).toEqual([
         ['demo', iso(40 * HOUR)],
+        ['demo', iso(9 * HOUR)],
         ['demo', iso(7 * HOUR)],
         ['b', iso(HOUR)],
       ]);
@@ -851,6 +865,9 @@ function describeFiresAndRequests(current: () => RunStore): void {
       // Nothing more goes a second time, and what stays still works.
       expect(await store.prune({ before: cutoff })).toEqual({ runs: 0, fires: 0, runRequests: 0 });
       expect(await store.updateRun(kept.interrupted, { state: 'running' })).toBe(true);
+      // Once the streak ends with a success, its failed runs may go too.
+      await runIn(store, 'succeeded', recent, { pipeline: 'streaky' });
+      expect(await store.prune({ before: cutoff })).toEqual({ runs: 2, fires: 0, runRequests: 0 });
     });
 
     it('deletes more runs than one batch holds', async () => {
@@ -865,6 +882,12 @@ function describeFiresAndRequests(current: () => RunStore): void {
         ids.push(...batch.map((r) => r.id));
       }
       const keep = await runIn(store, 'succeeded', recent);
+      // Stopped before its first batch, it deletes nothing.
+      expect(await store.prune({ before: cutoff, signal: AbortSignal.abort() })).toEqual({
+        runs: 0,
+        fires: 0,
+        runRequests: 0,
+      });
       expect(await store.prune({ before: cutoff, dryRun: true })).toEqual({
         runs: total,
         fires: 0,

@@ -160,15 +160,16 @@ describe.runIf(available)('PostgreSQL store', () => {
         { version: 3, name: 'queue' },
         { version: 4, name: 'queue-limits' },
         { version: 5, name: 'request-reclaim' },
+        { version: 6, name: 'retention' },
       ]);
-      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(5);
+      expect(LATEST_POSTGRES_SCHEMA_VERSION).toBe(6);
       // Both work against the same tables.
       const run = await a.createRun(newRun());
       expect((await b.getRun(run.id))?.id).toBe(run.id);
       // A third migration of the same schema finds nothing to do.
       const pool = createStorePool(databaseUrl, { schema });
       try {
-        expect(await migratePostgres(pool)).toEqual({ from: 5, to: 5, applied: [] });
+        expect(await migratePostgres(pool)).toEqual({ from: 6, to: 6, applied: [] });
       } finally {
         await pool.end();
       }
@@ -430,6 +431,48 @@ describe.runIf(available)('PostgreSQL store', () => {
       const ids = claims.flat().map((r) => r.id);
       expect(ids).toHaveLength(20);
       expect(new Set(ids).size).toBe(20);
+    });
+  });
+
+  describe('prune', () => {
+    it('also deletes what the task queue still holds of a pruned run, and nothing of a kept one', async () => {
+      const schema = `s_${suffix()}`;
+      const store = await openStore({ schema });
+      const old = '2025-01-01T00:00:00.000Z';
+      const gone = await store.createRun(newRun());
+      const kept = await store.createRun(newRun());
+      await store.updateRun(gone.id, { state: 'succeeded', finishedAt: old });
+      await store.updateRun(kept.id, { state: 'running' });
+      const client = schemaClient(schema);
+      await client.connect();
+      const queueRows = async (runId: string) =>
+        (
+          await client.query<{ n: number }>(
+            `SELECT (SELECT count(*) FROM queue_runs WHERE run_id = $1)
+                  + (SELECT count(*) FROM queue_tasks WHERE run_id = $1)
+                  + (SELECT count(*) FROM queue_hooks WHERE run_id = $1) AS n`,
+            [runId],
+          )
+        ).rows[0]!.n;
+      try {
+        for (const id of [gone.id, kept.id]) {
+          await client.query(
+            `INSERT INTO queue_runs (run_id, states, first_attempt) VALUES ($1, 'ss', 1);
+             INSERT INTO queue_tasks (run_id, task, queue, state, available_at) VALUES ($1, 'extract', 'default', 'ready', now());
+             INSERT INTO queue_hooks (run_id, key) VALUES ($1, 'run_failure.0.1')`.replace(/\$1/g, `'${id}'`),
+          );
+        }
+        expect(Number(await queueRows(gone.id))).toBe(3);
+        expect(await store.prune({ before: '2025-02-01T00:00:00.000Z' })).toEqual({
+          runs: 1,
+          fires: 0,
+          runRequests: 0,
+        });
+        expect(Number(await queueRows(gone.id))).toBe(0);
+        expect(Number(await queueRows(kept.id))).toBe(3);
+      } finally {
+        await client.end();
+      }
     });
   });
 

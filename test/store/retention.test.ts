@@ -32,15 +32,14 @@ describe('startRetention (weft serve --retain)', () => {
     await finishedRun(store, 'r_1', now - 31 * DAY);
     await finishedRun(store, 'r_2', now - 29.75 * DAY);
     const pruned: [PruneReport, string][] = [];
+    const errors: unknown[] = [];
     const retention = startRetention({
       store,
       retainMs: 30 * DAY,
       everyMs: HOUR,
       now: () => now,
       onPruned: (report, before) => pruned.push([report, before]),
-      onError: (error) => {
-        throw error;
-      },
+      onError: (error) => errors.push(error),
     });
     await vi.advanceTimersByTimeAsync(0);
     expect(pruned).toEqual([[{ runs: 1, fires: 0, runRequests: 0 }, '2026-01-01T00:00:00.000Z']]);
@@ -56,6 +55,36 @@ describe('startRetention (weft serve --retain)', () => {
     await retention.stop();
     await vi.advanceTimersByTimeAsync(10 * HOUR);
     expect(pruned).toHaveLength(2);
+    expect(errors).toEqual([]);
+  });
+
+  it('stops a prune in progress between batches, and reports an error thrown while reporting', async () => {
+    const store = createMemoryStore();
+    let signal: AbortSignal | undefined;
+    let release: () => void = () => undefined;
+    const held: RunStore = Object.assign(Object.create(store) as RunStore, {
+      prune: async (query: Parameters<RunStore['prune']>[0]) => {
+        signal = query.signal;
+        await new Promise<void>((resolve) => (release = resolve));
+        return store.prune(query);
+      },
+    });
+    const errors: unknown[] = [];
+    const retention = startRetention({
+      store: held,
+      retainMs: 30 * DAY,
+      now: () => Date.now(),
+      onPruned: () => {
+        throw new Error('cannot log');
+      },
+      onError: (error) => errors.push(error),
+    });
+    expect(signal?.aborted).toBe(false);
+    const stopped = retention.stop();
+    expect(signal?.aborted).toBe(true);
+    release();
+    await stopped;
+    expect(errors.map((e) => (e as Error).message)).toEqual(['cannot log']);
   });
 
   it('reports a failed prune and tries again at the next interval', async () => {

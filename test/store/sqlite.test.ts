@@ -91,6 +91,7 @@ describe('SQLite store', () => {
       expect(versions).toEqual([
         { version: 1, name: 'initial' },
         { version: 2, name: 'schedule' },
+        { version: 3, name: 'retention' },
       ]);
       const tables = db
         .prepare(

@@ -16,7 +16,7 @@ export function parseRetention(flag: string, value: string): number {
   if (ms === null) throw new UsageError(`${flag} expects a duration such as 30d or 90d, got "${value}"`);
   if (ms < MIN_RETENTION_MS) {
     throw new UsageError(
-      `${flag} must be at least 1d, got "${value}": the last day of schedule ticks is what stops a clock set back from firing a tick again`,
+      `${flag} must be at least 1d, got "${value}": the last day of history is always kept`,
     );
   }
   return ms;
@@ -34,7 +34,8 @@ export function describePrune(report: PruneReport, before: string, dryRun: boole
  */
 export async function pruneCommand(ctx: CliContext, options: PruneOptions): Promise<number> {
   const ms = parseRetention('--older-than', options.olderThan);
-  const before = new Date(Date.now() - ms).toISOString();
+  // Past the start of time (a typo of 999999d) is the start of time.
+  const before = new Date(Math.max(0, Date.now() - ms)).toISOString();
   const dryRun = options.dryRun ?? false;
   const missing = await ctx.missingStore();
   const report = missing

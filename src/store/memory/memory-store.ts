@@ -27,6 +27,7 @@ import type {
   TaskRunRecord,
 } from '../run-store.js';
 import { PRUNABLE_RUN_STATES } from '../run-store.js';
+import { pruneCutoff } from '../prune-sql.js';
 import { cloneJson, hashPlanText, parsePlan, toDict } from '../json-codec.js';
 import {
   ATTEMPT_PATCH_FIELDS,
@@ -386,6 +387,10 @@ export function createMemoryStore(): RunStore {
 
     prune(query: PruneQuery): PruneReport {
       open();
+      const before = pruneCutoff(query.before);
+      // One batch here: stopped before it, nothing goes.
+      if (query.signal?.aborted) return { runs: 0, fires: 0, runRequests: 0 };
+      // The same rules as src/store/prune-sql.ts, in the same order: fires, then runs.
       const newest = new Map<string, string>();
       for (const fire of fires.values()) {
         if ((newest.get(fire.pipeline) ?? '') < fire.scheduledFor)
@@ -393,28 +398,36 @@ export function createMemoryStore(): RunStore {
       }
       const goneFires = [...fires].filter(
         ([, f]) =>
-          f.scheduledFor < query.before &&
+          f.scheduledFor < before &&
           f.scheduledFor < newest.get(f.pipeline)! &&
-          !(f.outcome === 'queued' && f.runId !== null && !runs.has(f.runId)),
+          !(f.runId !== null && !runs.has(f.runId)),
       );
       const goneFireKeys = new Set(goneFires.map(([key]) => key));
       const keptFireRuns = new Set(
         [...fires].filter(([key, f]) => !goneFireKeys.has(key) && f.runId !== null).map(([, f]) => f.runId),
       );
+      const lastSuccess = new Map<string, RunRecord>();
+      for (const { record } of runs.values()) {
+        const last = lastSuccess.get(record.pipeline);
+        if (record.state === 'succeeded' && (!last || compareRunOrder(record, last) > 0))
+          lastSuccess.set(record.pipeline, record);
+      }
       const prunable: ReadonlySet<string> = new Set(PRUNABLE_RUN_STATES);
-      const goneRuns = [...runs.values()].filter(
-        ({ record, hooks }) =>
+      const goneRuns = [...runs.values()].filter(({ record, hooks }) => {
+        const success = lastSuccess.get(record.pipeline);
+        const inStreak = record.state === 'failed' && (!success || compareRunOrder(success, record) < 0);
+        return (
           prunable.has(record.state) &&
           record.finishedAt !== null &&
-          record.finishedAt < query.before &&
+          record.finishedAt < before &&
           !keptFireRuns.has(record.id) &&
-          ![...hooks.values()].some((h) => h.state === 'pending'),
-      );
+          !inStreak &&
+          ![...hooks.values()].some((h) => h.state === 'pending')
+        );
+      });
       const goneRequests = [...requests.values()].filter(
         (r) =>
-          (r.state === 'done' || r.state === 'failed') &&
-          r.completedAt !== null &&
-          r.completedAt < query.before,
+          (r.state === 'done' || r.state === 'failed') && r.completedAt !== null && r.completedAt < before,
       );
       if (!query.dryRun) {
         for (const [key] of goneFires) fires.delete(key);
@@ -463,6 +476,11 @@ function liftStore(kind: string, location: string, sync: SyncStore): RunStore {
     };
   }
   return store as unknown as RunStore;
+}
+
+/** Runs in creation order (then id), as the SQL stores order them: above zero when `a` is later. */
+function compareRunOrder(a: RunRecord, b: RunRecord): number {
+  return compareText(a.createdAt, b.createdAt) || compareText(a.id, b.id);
 }
 
 function compareDesc(a: string, b: string): number {
