@@ -12,7 +12,7 @@ describe.skipIf(!db.available)('weft db migrate', () => {
     const steps = (JSON.parse(first.stdout) as { steps: { step: string; applied: { version: number }[] }[] })
       .steps;
     expect(steps.map((s) => s.step)).toEqual(['organism', 'run store']);
-    expect(steps[1]!.applied.map((m) => m.version)).toEqual([1, 2, 3, 4, 5]);
+    expect(steps[1]!.applied.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6]);
     const tables = await db.query<{ name: string }>("SELECT to_regclass('runs')::text AS name");
     expect(tables[0]!.name).toBe('runs');
     const again = JSON.parse(weft(args).stdout) as { steps: { applied: unknown[] }[] };
