@@ -65,18 +65,27 @@ if (kind === 'sqlite') {
 }
 
 try {
-  // N old runs (40 to 10 days ago), and 288 from the last day that stay.
-  const total = N + 288;
+  // N old runs of p (40 to 10 days ago; every 10th failed), 288 from the last day that stay, and
+  // N/10 old runs of q, which has failed ever since: its failure streak stays (hooks count it).
+  const total = N + 288 + N / 10;
   for (let i = 0; i < total; i += 500) {
     const batch = [];
     for (let j = i; j < Math.min(total, i + 500); j++) {
-      const at = j < N ? now - 40 * DAY + (j * 30 * DAY) / N : now - DAY + (j - N) * 300_000;
+      const streak = j >= N + 288;
+      const at =
+        j < N
+          ? now - 40 * DAY + (j * 30 * DAY) / N
+          : streak
+            ? now - 40 * DAY + ((j - N - 288) * 300 * DAY) / N
+            : now - DAY + (j - N) * 300_000;
+      const pipeline = streak ? 'q' : 'p';
+      const state = streak || (j < N && j % 10 === 0) ? 'failed' : 'succeeded';
       const id = `r_${String(j).padStart(8, '0')}`;
       batch.push(
         (async () => {
           await store.createRun({
             id,
-            pipeline: 'p',
+            pipeline,
             plan,
             params: {},
             trigger: 'schedule',
@@ -96,14 +105,14 @@ try {
             })),
           );
           await store.recordFire({
-            pipeline: 'p',
+            pipeline,
             scheduledFor: iso(at),
             outcome: 'ran',
             reason: null,
             runId: id,
             recordedAt: iso(at),
           });
-          await store.updateRun(id, { state: 'succeeded', startedAt: iso(at), finishedAt: iso(at + 1000) });
+          await store.updateRun(id, { state, startedAt: iso(at), finishedAt: iso(at + 1000) });
         })(),
       );
     }
@@ -138,7 +147,7 @@ try {
   waits.sort((a, b) => a - b);
   const pct = (p) => waits[Math.min(waits.length - 1, Math.floor((p / 100) * waits.length))].toFixed(1);
   console.log(
-    `prune ${kind}: ${N} runs (${3 * N} task runs, ${5 * N} log lines) and ${report.fires} fires in ${seconds.toFixed(
+    `prune ${kind}: ${N} runs (${3 * N} task runs, ${5 * N} log lines; ${N / 10} failed runs of a streak kept) and ${report.fires} fires in ${seconds.toFixed(
       1,
     )} s = ${Math.round(N / seconds)} runs/s; a writer beside it waited p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${pct(100)} ms (${waits.length} writes)`,
   );

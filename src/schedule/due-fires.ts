@@ -85,6 +85,11 @@ export interface DecideInput {
    * due fire still counts as the current one when at most this late and no start_deadline is set.
    */
   lateGraceMs: number;
+  /**
+   * The scan starts after a fire another scheduler recorded, not after the one this scheduler
+   * slept for (it woke late): a single due fire is then not "the fire it slept for".
+   */
+  afterOthers?: boolean;
 }
 
 /**
@@ -104,7 +109,7 @@ export function decideDueFires(input: DecideInput): DueDecisions {
   if (fires.length === 0) return { decisions: [], unrecorded: unlisted, cutByLimit: 0 };
   const newest = fires[fires.length - 1]!;
   const late = now - newest;
-  const single = context === 'wake' && scan.total === 1;
+  const single = context === 'wake' && scan.total === 1 && input.afterOthers !== true;
   const limit = schedule.startDeadlineMs ?? (single ? Infinity : input.lateGraceMs);
   const current = late <= limit ? newest : null;
 

@@ -33,6 +33,7 @@ export async function handleDueFires(
   if (!schedule || !entry.times) return;
   const keep = Math.max(schedule.catchupLimit, MAX_MISSED_RECORDS) + 1;
   let scan = scanDueFires(entry.times, entry.cursor, now, keep);
+  let afterOthers = false;
   if (context === 'wake' && scan.total > 1) {
     // Woken late (paused, starved, a clock jump): another scheduler on the store may have handled
     // these fires meanwhile, and a prune may since have deleted their records and runs, which
@@ -43,6 +44,7 @@ export async function handleDueFires(
     if (lastAt > entry.cursor) {
       entry.cursor = Math.min(lastAt, now);
       scan = scanDueFires(entry.times, entry.cursor, now, keep);
+      afterOthers = true;
     }
   }
   if (scan.total === 0) {
@@ -57,6 +59,7 @@ export async function handleDueFires(
     schedule,
     context,
     lateGraceMs: ctx.options.lateGraceMs ?? DEFAULT_LATE_GRACE_MS,
+    afterOthers,
   });
   if (cutByLimit > 0) {
     ctx.log({

@@ -216,8 +216,8 @@ export interface NewRunRequest {
 
 /**
  * What `prune` deletes: history that finished before `before` (ISO). Never a run that can still
- * change (queued, running, retrying, interrupted), nor one with a hook still pending, nor a failed
- * run of a pipeline's current failure streak (hooks count it), nor one a kept fire points to;
+ * change (queued, running, retrying, interrupted), nor one with a hook still pending, nor one that
+ * failure-counting hooks may still count back to (src/store/prune-sql.ts), nor one a fire points to;
  * never the newest fire of a pipeline (catch-up starts from it), nor a fire whose run does not
  * exist yet (it is still to be created); never a request not yet done. Plans are kept: a process
  * that created a run of one may create another without sending it again.

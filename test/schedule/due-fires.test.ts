@@ -50,6 +50,23 @@ describe('decideDueFires', () => {
     expect(late.decisions[0]!.reason).toContain('past its start_deadline of 1m');
   });
 
+  it('treats one fire due after a fire another scheduler recorded like downtime, not like the fire slept for', () => {
+    const afterOthers = (now: number, s: Partial<PlanSchedule>) =>
+      brief(
+        decideDueFires({
+          scan: { fires: [T], total: 1, truncated: false },
+          now,
+          schedule: schedule(s),
+          context: 'wake',
+          lateGraceMs: MIN,
+          afterOthers: true,
+        }),
+      );
+    expect(afterOthers(T + 30_000, {})).toEqual(['0:run']);
+    expect(afterOthers(T + 20 * 60 * MIN, {})).toEqual(['0:missed']);
+    expect(afterOthers(T + 20 * 60 * MIN, { catchup: 'latest' })).toEqual(['0:run*']);
+  });
+
   it('after downtime, the newest fire runs only when barely late; catchup decides the rest', () => {
     const due = [T, T + 5 * MIN, T + 10 * MIN];
     expect(brief(decide(due, T + 10 * MIN + 30_000, {}))).toEqual(['0:missed', '5:missed', '10:run']);

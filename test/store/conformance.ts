@@ -792,12 +792,21 @@ function describeFiresAndRequests(current: () => RunStore): void {
 
     it('deletes finished history before the cut-off and keeps what may still be needed', async () => {
       const store = current();
-      // The failure streak of `streaky` (after its last success) stays: hooks count it.
+      // Hooks count a pipeline's failures back to its last success: the failure streak of
+      // `streaky` stays with the success it started after.
       const streakStart = await runIn(store, 'succeeded', old, { pipeline: 'streaky' });
       const streak = [
         await runIn(store, 'failed', old, { pipeline: 'streaky' }),
         await runIn(store, 'failed', old, { pipeline: 'streaky' }),
       ];
+      // A failure before a run still unfinished stays too (that run counts back over it when it
+      // ends), though a success followed both; an older success with one after it goes.
+      const waits = {
+        failed: await runIn(store, 'failed', old, { pipeline: 'waits' }),
+        open: await runIn(store, 'interrupted', null, { pipeline: 'waits' }),
+      };
+      const waitsSuccess = await runIn(store, 'succeeded', old, { pipeline: 'waits' });
+      await runIn(store, 'succeeded', recent, { pipeline: 'waits' });
       const gone = await runIn(store, 'succeeded', old, { hook: 'done' });
       const goneFailed = await runIn(store, 'failed', old);
       const goneCancelled = await runIn(store, 'cancelled', old);
@@ -812,6 +821,8 @@ function describeFiresAndRequests(current: () => RunStore): void {
       };
       const firedGone = await runIn(store, 'succeeded', old, { scheduledFor: iso(5 * HOUR) });
       const queuedGone = await runIn(store, 'succeeded', old, { scheduledFor: iso(8 * HOUR) });
+      // The newest success of demo, which stays: the ones before it may go.
+      const lastSuccess = await runIn(store, 'succeeded', recent);
       // demo: old fires go, but not one whose run is still to be created, nor the newest. b: its
       // only fire stays.
       await store.recordFire(fire({ scheduledFor: iso(5 * HOUR), runId: firedGone }));
@@ -840,14 +851,20 @@ function describeFiresAndRequests(current: () => RunStore): void {
       expect(await store.listFires({ limit: 10 })).toHaveLength(7);
       expect(await store.prune({ before: cutoff })).toEqual(expected);
 
-      for (const id of [streakStart, gone, goneFailed, goneCancelled, firedGone, queuedGone]) {
+      for (const id of [gone, goneFailed, goneCancelled, firedGone, queuedGone, waitsSuccess]) {
         expect(await store.getRun(id)).toBeNull();
         expect(await store.getTaskRuns(id)).toEqual([]);
         expect(await store.getAttempts(id)).toEqual([]);
         expect(await store.getLogs(id)).toEqual([]);
         expect(await store.getHooks(id)).toEqual([]);
       }
-      for (const id of [...Object.values(kept), ...streak]) {
+      for (const id of [
+        ...Object.values(kept),
+        ...Object.values(waits),
+        streakStart,
+        ...streak,
+        lastSuccess,
+      ]) {
         expect(await store.getRun(id)).not.toBeNull();
         expect(await store.getTaskRuns(id)).toHaveLength(3);
         expect(await store.getLogs(id)).toHaveLength(1);
@@ -867,10 +884,10 @@ function describeFiresAndRequests(current: () => RunStore): void {
       expect(await store.updateRun(kept.interrupted, { state: 'running' })).toBe(true);
       // Once the streak ends with a success, its failed runs may go too.
       await runIn(store, 'succeeded', recent, { pipeline: 'streaky' });
-      expect(await store.prune({ before: cutoff })).toEqual({ runs: 2, fires: 0, runRequests: 0 });
+      expect(await store.prune({ before: cutoff })).toEqual({ runs: 3, fires: 0, runRequests: 0 });
     });
 
-    it('deletes more runs than one batch holds', async () => {
+    it('deletes more runs than one batch holds, and looks past the ones it keeps', async () => {
       const store = current();
       const total = 1_100;
       const ids: string[] = [];
@@ -881,20 +898,22 @@ function describeFiresAndRequests(current: () => RunStore): void {
         await Promise.all(batch.map((r) => store.updateRun(r.id, { state: 'succeeded', finishedAt: old })));
         ids.push(...batch.map((r) => r.id));
       }
+      // Every 50th keeps a pending hook, so every batch holds runs that stay.
+      const held = ids.filter((_, i) => i % 50 === 0);
+      await store.addHooks(held.map((id) => hook(id, 'on_success')));
       const keep = await runIn(store, 'succeeded', recent);
+      const gone = { runs: total - held.length, fires: 0, runRequests: 0 };
       // Stopped before its first batch, it deletes nothing.
       expect(await store.prune({ before: cutoff, signal: AbortSignal.abort() })).toEqual({
         runs: 0,
         fires: 0,
         runRequests: 0,
       });
-      expect(await store.prune({ before: cutoff, dryRun: true })).toEqual({
-        runs: total,
-        fires: 0,
-        runRequests: 0,
-      });
-      expect(await store.prune({ before: cutoff })).toEqual({ runs: total, fires: 0, runRequests: 0 });
-      expect((await store.listRuns({ limit: 2_000 })).map((r) => r.id)).toEqual([keep]);
+      expect(await store.prune({ before: cutoff, dryRun: true })).toEqual(gone);
+      expect(await store.prune({ before: cutoff })).toEqual(gone);
+      expect((await store.listRuns({ limit: 2_000 })).map((r) => r.id).sort()).toEqual(
+        [...held, keep].sort(),
+      );
       expect(await store.getTaskRuns(ids[ids.length - 1]!)).toEqual([]);
     });
   });

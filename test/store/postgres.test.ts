@@ -440,8 +440,11 @@ describe.runIf(available)('PostgreSQL store', () => {
       const store = await openStore({ schema });
       const old = '2025-01-01T00:00:00.000Z';
       const gone = await store.createRun(newRun());
+      // The newest success stays (hooks count failures back to it): this one, not `gone`.
+      const later = await store.createRun(newRun());
       const kept = await store.createRun(newRun());
       await store.updateRun(gone.id, { state: 'succeeded', finishedAt: old });
+      await store.updateRun(later.id, { state: 'succeeded', finishedAt: '2025-03-01T00:00:00.000Z' });
       await store.updateRun(kept.id, { state: 'running' });
       const client = schemaClient(schema);
       await client.connect();

@@ -31,6 +31,8 @@ describe('startRetention (weft serve --retain)', () => {
     const store = createMemoryStore();
     await finishedRun(store, 'r_1', now - 31 * DAY);
     await finishedRun(store, 'r_2', now - 29.75 * DAY);
+    // The newest success of p always stays: the older ones may go.
+    await finishedRun(store, 'r_3', now - DAY);
     const pruned: [PruneReport, string][] = [];
     const errors: unknown[] = [];
     const retention = startRetention({

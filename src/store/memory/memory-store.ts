@@ -406,25 +406,36 @@ export function createMemoryStore(): RunStore {
       const keptFireRuns = new Set(
         [...fires].filter(([key, f]) => !goneFireKeys.has(key) && f.runId !== null).map(([, f]) => f.runId),
       );
-      const lastSuccess = new Map<string, RunRecord>();
-      for (const { record } of runs.values()) {
-        const last = lastSuccess.get(record.pipeline);
-        if (record.state === 'succeeded' && (!last || compareRunOrder(record, last) > 0))
-          lastSuccess.set(record.pipeline, record);
-      }
+      // Per pipeline, in creation order: a failed or succeeded run goes only when a success
+      // followed it with no unfinished run in between (see prunableRun in prune-sql.ts).
       const prunable: ReadonlySet<string> = new Set(PRUNABLE_RUN_STATES);
-      const goneRuns = [...runs.values()].filter(({ record, hooks }) => {
-        const success = lastSuccess.get(record.pipeline);
-        const inStreak = record.state === 'failed' && (!success || compareRunOrder(success, record) < 0);
-        return (
+      const byPipeline = new Map<string, RunRecord[]>();
+      for (const { record } of runs.values()) {
+        const list = byPipeline.get(record.pipeline) ?? [];
+        list.push(record);
+        byPipeline.set(record.pipeline, list);
+      }
+      const streakFree = new Set<string>();
+      for (const list of byPipeline.values()) {
+        list.sort(compareRunOrder);
+        // Walking back from the newest: a success seen with no unfinished run since frees what is older.
+        let successAhead = false;
+        for (let i = list.length - 1; i >= 0; i--) {
+          const record = list[i]!;
+          if (successAhead) streakFree.add(record.id);
+          if (record.state === 'succeeded') successAhead = true;
+          else if (!prunable.has(record.state)) successAhead = false;
+        }
+      }
+      const goneRuns = [...runs.values()].filter(
+        ({ record, hooks }) =>
           prunable.has(record.state) &&
           record.finishedAt !== null &&
           record.finishedAt < before &&
           !keptFireRuns.has(record.id) &&
-          !inStreak &&
-          ![...hooks.values()].some((h) => h.state === 'pending')
-        );
-      });
+          (record.state === 'cancelled' || streakFree.has(record.id)) &&
+          ![...hooks.values()].some((h) => h.state === 'pending'),
+      );
       const goneRequests = [...requests.values()].filter(
         (r) =>
           (r.state === 'done' || r.state === 'failed') && r.completedAt !== null && r.completedAt < before,
