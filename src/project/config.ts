@@ -12,7 +12,36 @@ export interface WeftConfig {
   pipelines?: string;
   /** Default run store (a file path or a postgres:// URL); WEFT_STORE and --store win over it. */
   store?: string;
+  /** `weft serve`'s settings; its flags and WEFT_* variables win over them. */
+  serve?: ServeConfig;
 }
+
+export interface ServeConfig {
+  /** Port of the dashboard and HTTP API (default 4200; 0 picks a free one). */
+  port?: number;
+  /** Address to listen on (default 127.0.0.1); anything but loopback needs WEFT_API_TOKEN. */
+  host?: string;
+  /** How long runs in progress get to finish on shutdown, e.g. "30s". */
+  grace?: string;
+  /** Prune the history older than this (at least "1d") at start and every hour, e.g. "30d". */
+  retain?: string;
+  logFormat?: 'text' | 'json';
+}
+
+const SERVE_KEYS: Record<keyof ServeConfig, (value: unknown) => boolean> = {
+  port: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65_535,
+  host: (v) => typeof v === 'string' && v !== '',
+  grace: (v) => typeof v === 'string',
+  retain: (v) => typeof v === 'string',
+  logFormat: (v) => v === 'text' || v === 'json',
+};
+const SERVE_EXPECTED: Record<keyof ServeConfig, string> = {
+  port: 'a port number from 0 to 65535',
+  host: 'an address such as 127.0.0.1',
+  grace: 'a duration such as "30s"',
+  retain: 'a duration such as "30d"',
+  logFormat: '"text" or "json"',
+};
 
 export interface LoadedConfig {
   config: WeftConfig;
@@ -112,5 +141,26 @@ function checkConfig(config: WeftConfig, file: string): void {
   }
   if (config.pipelines !== undefined && typeof config.pipelines !== 'string') {
     throw new WeftError('CONFIG_INVALID', `${file}: \`pipelines\` must be a folder path`);
+  }
+  if (config.serve !== undefined) checkServeConfig(config.serve, file);
+}
+
+function checkServeConfig(serve: unknown, file: string): void {
+  if (typeof serve !== 'object' || serve === null || Array.isArray(serve)) {
+    throw new WeftError('CONFIG_INVALID', `${file}: \`serve\` must be an object of weft serve settings`);
+  }
+  for (const [key, value] of Object.entries(serve)) {
+    const check = Object.hasOwn(SERVE_KEYS, key) ? SERVE_KEYS[key as keyof ServeConfig] : undefined;
+    if (!check) {
+      throw new WeftError('CONFIG_INVALID', `${file}: \`serve.${key}\` is not a weft serve setting`, {
+        hint: `the settings are ${Object.keys(SERVE_KEYS).join(', ')}`,
+      });
+    }
+    if (value !== undefined && !check(value)) {
+      throw new WeftError(
+        'CONFIG_INVALID',
+        `${file}: \`serve.${key}\` must be ${SERVE_EXPECTED[key as keyof ServeConfig]}, got ${JSON.stringify(value)}`,
+      );
+    }
   }
 }

@@ -21,6 +21,7 @@ interface Effective {
   store: { value: string; kind: string; source: string; from: string };
   env: { DATABASE_URL: { value: string; source: string }; REDIS_URL: { value: string; source: string } };
   handlers: { source: string; names: string[] }[];
+  serve: Record<string, { value: string | null; source: string; from: string }>;
   precedence: string;
 }
 
@@ -88,6 +89,35 @@ describe('weft config', () => {
       source: 'flag',
       from: '--store',
     });
+  });
+
+  it("resolves weft serve's settings the same way: WEFT_* > serve: in weft.config.ts > defaults", async () => {
+    const files = {
+      'weft.config.ts': "export default { serve: { port: 4300, retain: '30d', logFormat: 'json' } };\n",
+    };
+    const { config } = await effective([], files, { WEFT_RETAIN: '60d' });
+    expect(config.serve).toEqual({
+      port: { value: '4300', source: 'config', from: 'weft.config.ts (serve.port)' },
+      host: { value: '127.0.0.1', source: 'default', from: 'built-in default' },
+      grace: { value: '30s', source: 'default', from: 'built-in default' },
+      logFormat: { value: 'json', source: 'config', from: 'weft.config.ts (serve.logFormat)' },
+      retain: { value: '60d', source: 'environment', from: 'WEFT_RETAIN' },
+    });
+  });
+
+  it('refuses a serve: setting it does not know or of the wrong type, naming the file and key', async () => {
+    for (const [serve, message] of [
+      ['{ prot: 4300 }', /weft\.config\.ts: `serve\.prot` is not a weft serve setting/],
+      ["{ port: '4300' }", /`serve\.port` must be a port number from 0 to 65535, got "4300"/],
+      ["{ logFormat: 'yaml' }", /`serve\.logFormat` must be "text" or "json", got "yaml"/],
+    ] as const) {
+      const temp = tempDir({ 'weft.config.ts': `export default { serve: ${serve} };\n` });
+      cleanups.push(temp.cleanup);
+      const result = await runCli(['config'], temp.dir);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 
   it('prints a table in text form, with no password', async () => {

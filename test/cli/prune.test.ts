@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -102,5 +103,36 @@ describe('weft serve --retain', () => {
     }
     expect(weft(['runs', ids[0]!], { cwd: dir }).code).not.toBe(0);
     expect(weft(['runs', ids[2]!], { cwd: dir }).code).toBe(0);
+  });
+
+  it('takes its settings from serve: in weft.config.ts, naming the key when one is wrong', async () => {
+    const { dir, ids } = await projectWithHistory();
+    writeFileSync(join(dir, 'weft.config.ts'), "export default { serve: { retain: '1h' } };\n");
+    const bad = weft(['serve', '--no-http'], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/weft\.config\.ts \(serve\.retain\) must be at least 1d, got "1h"/);
+
+    writeFileSync(
+      join(dir, 'weft.config.ts'),
+      "export default { serve: { retain: '30d', logFormat: 'json', grace: '1s' } };\n",
+    );
+    const serve = spawnWeft(['serve', '--no-http'], { cwd: dir });
+    const closed = new Promise<number | null>((resolve) => serve.on('close', resolve));
+    try {
+      // JSON lines (logFormat from the config), and a prune at start (retain from the config).
+      const pruned = await new Promise<{ message: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('weft serve never said store:pruned')), 30_000);
+        onLines(serve.stdout, (line) => {
+          if (!line.includes('"store:pruned"')) return;
+          clearTimeout(timer);
+          resolve(JSON.parse(line) as { message: string });
+        });
+      });
+      expect(pruned.message).toMatch(/^deleted 2 run\(s\)/);
+    } finally {
+      serve.kill('SIGTERM');
+      expect(await closed).toBe(0);
+    }
+    expect(weft(['runs', ids[0]!], { cwd: dir }).code).not.toBe(0);
   });
 });

@@ -9,6 +9,12 @@ import type { CliContext, CommonOptions } from '../context.js';
 import { formatOption, withProjectOptions, withStoreOption } from '../options.js';
 import { renderTable } from '../render/table.js';
 import type { CommandDeps } from './types.js';
+import {
+  resolveServeSettings,
+  SERVE_SETTINGS,
+  type ServeSetting,
+  type ServeSettings,
+} from './serve-settings.js';
 
 /**
  * The one precedence every setting follows, highest first. Documented in docs/operations.md and
@@ -30,6 +36,8 @@ export interface EffectiveConfig {
   pipelines: ConfigValue;
   store: ConfigValue & { kind: string };
   env: { DATABASE_URL: ConfigValue; REDIS_URL: ConfigValue };
+  /** `weft serve`'s settings as it would run here without flags. */
+  serve: ServeSettings;
   handlers: { source: string; names: string[] }[];
 }
 
@@ -101,6 +109,7 @@ export async function effectiveConfig(ctx: CliContext): Promise<EffectiveConfig>
       DATABASE_URL: url('DATABASE_URL', DEFAULT_DATABASE_URL),
       REDIS_URL: url('REDIS_URL', DEFAULT_REDIS_URL),
     },
+    serve: resolveServeSettings({ flag: () => undefined, env, config, configName }),
     handlers,
   };
 }
@@ -125,6 +134,9 @@ export async function configCommand(ctx: CliContext, options: { format: 'text' |
     row('store', effective.store, effective.store.kind === 'sqlite' ? '' : ` (${effective.store.kind})`),
     row('DATABASE_URL', effective.env.DATABASE_URL),
     row('REDIS_URL', effective.env.REDIS_URL),
+    ...(Object.keys(SERVE_SETTINGS) as ServeSetting[]).map((key) =>
+      row(`serve ${SERVE_SETTINGS[key].flag}`, effective.serve[key]),
+    ),
   ];
   ctx.io.stdout(renderTable(rows) + '\n\n');
   ctx.io.stdout(c.bold('handlers') + '\n');

@@ -21,6 +21,7 @@ import { registerConfigCommand } from './config.js';
 import type { ListOptions } from './list.js';
 import type { PruneOptions } from './prune.js';
 import type { ServeOptions } from './serve.js';
+import { SERVE_SETTINGS } from './serve-settings.js';
 import type { TriggerOptions } from './trigger.js';
 import type { WorkerCommandOptions } from './worker.js';
 import { VALIDATE_FORMATS, type ValidateOptions } from './validate.js';
@@ -210,36 +211,42 @@ export function registerCommands(program: Command, deps: CommandDeps): void {
           'run every pipeline on its schedule (and runs asked for with weft trigger) until SIGTERM',
         )
         .argument('[path]', 'a folder or file of pipelines (default: pipelines/)')
+        // Defaults and variables from SERVE_SETTINGS; serve-settings.ts puts weft.config.ts's
+        // `serve:` between the two.
         .addOption(
           new Option('--log-format <format>', 'log line format')
             .choices(['text', 'json'])
-            .default('text')
-            .env('WEFT_LOG_FORMAT'),
+            .default(SERVE_SETTINGS.logFormat.fallback)
+            .env(SERVE_SETTINGS.logFormat.env),
         )
         .addOption(
           new Option('--grace <duration>', 'how long runs in progress get to finish on shutdown')
-            .default('30s')
-            .env('WEFT_GRACE'),
+            .default(SERVE_SETTINGS.grace.fallback)
+            .env(SERVE_SETTINGS.grace.env),
         )
         .addOption(
-          new Option('--port <port>', 'port of the dashboard and HTTP API').default('4200').env('WEFT_PORT'),
+          new Option('--port <port>', 'port of the dashboard and HTTP API')
+            .default(SERVE_SETTINGS.port.fallback)
+            .env(SERVE_SETTINGS.port.env),
         )
         .addOption(
           new Option('--host <host>', 'address to listen on; anything but loopback needs WEFT_API_TOKEN')
-            .default('127.0.0.1')
-            .env('WEFT_HOST'),
+            .default(SERVE_SETTINGS.host.fallback)
+            .env(SERVE_SETTINGS.host.env),
         )
         .option('--no-http', 'schedule only: no dashboard or HTTP API')
         .addOption(
           new Option(
             '--retain <duration>',
             'prune the history older than this (at least 1d) at start and every hour, as weft prune does',
-          ).env('WEFT_RETAIN'),
+          ).env(SERVE_SETTINGS.retain.env),
         ),
     ),
   ).action(
-    action(async (path: string | undefined, options: ServeOptions & CommonOptions) =>
-      (await import('./serve.js')).serveCommand(deps.context(options), path, options),
+    action(async (path: string | undefined, options: ServeOptions & CommonOptions, command: Command) =>
+      (await import('./serve.js')).serveCommand(deps.context(options), path, options, (key) =>
+        command.getOptionValueSource(key) === 'cli' ? String(options[key]) : undefined,
+      ),
     ),
   );
 

@@ -14,7 +14,7 @@ import { formatSchedulerEvent, type SchedulerLogFormat } from '../../schedule/lo
 import { createPipelineWatcher } from '../../schedule/pipeline-watcher.js';
 import { createScheduler } from '../../schedule/scheduler.js';
 import { readFileSync } from 'node:fs';
-import { basename, extname, resolve } from 'node:path';
+import { basename, extname, relative, resolve } from 'node:path';
 import type { Plan } from '../../compile/plan.js';
 import {
   API_TOKEN_ENV,
@@ -31,6 +31,7 @@ import type { CliContext } from '../context.js';
 import { onShutdownSignals } from '../shutdown.js';
 import { renderReports } from '../render/diagnostics.js';
 import { describePrune, parseRetention } from './prune.js';
+import { resolveServeSettings, type ServeSetting } from './serve-settings.js';
 
 export interface ServeOptions {
   logFormat: SchedulerLogFormat;
@@ -52,23 +53,38 @@ export async function serveCommand(
   ctx: CliContext,
   path: string | undefined,
   options: ServeOptions,
+  /** A setting's value when given as a flag (not a default or the environment). */
+  flag: (key: ServeSetting) => string | undefined = () => undefined,
 ): Promise<number> {
-  const port = Number(options.port);
+  const { config, file, root } = await ctx.config();
+  const settings = resolveServeSettings({
+    flag,
+    env: ctx.io.env,
+    config,
+    configName: file ? relative(root, file) : 'weft.config.ts',
+  });
+  const port = Number(settings.port.value);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new UsageError(`--port expects a port number from 0 to 65535, got "${options.port}"`);
+    throw new UsageError(
+      `${settings.port.from} expects a port number from 0 to 65535, got "${settings.port.value}"`,
+    );
   }
+  const host = settings.host.value!;
+  const logFormat = settings.logFormat.value as SchedulerLogFormat;
+  const grace = settings.grace.value!;
   const token = ctx.io.env[API_TOKEN_ENV] || undefined;
   // Before anything else starts: a dashboard reachable from the network must have a token.
-  if (options.http) checkBindSecurity(options.host, token);
-  const graceMs = parseDuration(options.grace);
+  if (options.http) checkBindSecurity(host, token);
+  const graceMs = parseDuration(grace);
   if (graceMs === null)
-    throw new UsageError(`--grace expects a duration such as 30s or 2m, got "${options.grace}"`);
-  const retainMs = options.retain === undefined ? null : parseRetention('--retain', options.retain);
+    throw new UsageError(`${settings.grace.from} expects a duration such as 30s or 2m, got "${grace}"`);
+  const retain = settings.retain.value;
+  const retainMs = retain === null ? null : parseRetention(settings.retain.from, retain);
   const clock = testClock(ctx.io.env[TEST_CLOCK_ENV]);
   const target = path ?? (await ctx.pipelinesDir());
   const registry = await ctx.registry();
   const log = (event: SchedulerEvent, at: number) => {
-    const line = formatSchedulerEvent(event, at, options.logFormat);
+    const line = formatSchedulerEvent(event, at, logFormat);
     if (event.type === 'scheduler:error' || event.type === 'file:invalid') ctx.io.stderr(line);
     else ctx.io.stdout(line);
   };
@@ -115,8 +131,7 @@ export async function serveCommand(
   // The server's own lines follow --log-format like the scheduler's, so a JSON log stays parseable.
   const say = (event: string, message: string, isError = false) => {
     const at = new Date().toISOString();
-    const line =
-      options.logFormat === 'json' ? JSON.stringify({ ts: at, event, message }) : `${at} ${message}`;
+    const line = logFormat === 'json' ? JSON.stringify({ ts: at, event, message }) : `${at} ${message}`;
     (isError ? ctx.io.stderr : ctx.io.stdout)(`${line}\n`);
   };
   const distributed = store.kind === 'postgres' ? await startQueueDuties(ctx, say) : null;
@@ -145,7 +160,7 @@ export async function serveCommand(
         },
       })
     : null;
-  const shutdown = onShutdownSignals(ctx.io, `stopping (no new runs; runs in progress get ${options.grace})`);
+  const shutdown = onShutdownSignals(ctx.io, `stopping (no new runs; runs in progress get ${grace})`);
   let retention: { stop: () => Promise<void> } | null = null;
   try {
     await scheduler.start();
@@ -168,7 +183,7 @@ export async function serveCommand(
     }
     watcher.watch();
     if (server) {
-      const { url } = await server.listen(port, options.host);
+      const { url } = await server.listen(port, host);
       say('http:listening', `dashboard and API on ${url}${token ? ' (token required)' : ''}`);
     }
     await shutdown.stopped;
