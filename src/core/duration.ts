@@ -44,3 +44,10 @@ export function formatDuration(ms: number): string {
   }
   return parts.join('');
 }
+
+/**
+ * The shortest history a prune may cut to (`weft prune`, `--retain`, `serve.retain`): a slip of
+ * the finger (5m for 5d) must not wipe the runs that just ended, and a scheduler cut off from the
+ * store for less than a day still finds every tick the others took recorded when it comes back.
+ */
+export const MIN_RETENTION_MS = 24 * 3_600_000;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { MIN_RETENTION_MS, parseDuration } from '../core/duration.js';
 import { WeftError } from '../errors.js';
 import type { AnyHandler } from '../handlers/types.js';
 
@@ -25,21 +26,22 @@ export interface ServeConfig {
   grace?: string;
   /** Prune the history older than this (at least "1d") at start and every hour, e.g. "30d". */
   retain?: string;
+  /** Lines as text (default) or one JSON object each, for a log collector. */
   logFormat?: 'text' | 'json';
 }
 
 const SERVE_KEYS: Record<keyof ServeConfig, (value: unknown) => boolean> = {
   port: (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65_535,
   host: (v) => typeof v === 'string' && v !== '',
-  grace: (v) => typeof v === 'string',
-  retain: (v) => typeof v === 'string',
+  grace: (v) => typeof v === 'string' && parseDuration(v) !== null,
+  retain: (v) => typeof v === 'string' && (parseDuration(v) ?? 0) >= MIN_RETENTION_MS,
   logFormat: (v) => v === 'text' || v === 'json',
 };
 const SERVE_EXPECTED: Record<keyof ServeConfig, string> = {
   port: 'a port number from 0 to 65535',
   host: 'an address such as 127.0.0.1',
   grace: 'a duration such as "30s"',
-  retain: 'a duration such as "30d"',
+  retain: 'a duration of at least "1d", such as "30d"',
   logFormat: '"text" or "json"',
 };
 

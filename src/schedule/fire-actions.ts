@@ -1,3 +1,4 @@
+import { toErrorInfo } from '../errors.js';
 import type { Plan } from '../compile/plan.js';
 import { resolveParams } from '../pipeline/params.js';
 import { newRunId } from '../store/ids.js';
@@ -39,7 +40,16 @@ export async function handleDueFires(
     // these fires meanwhile, and a prune may since have deleted their records and runs, which
     // would let this one record and run them again. So it starts after the newest fire the store
     // holds. A store that cannot say is no reason to skip fires: each is still recorded once.
-    const last = await ctx.store.lastFire(entry.plan.name).catch(() => null);
+    // Only when several are due: a prune never deletes a pipeline's newest fire, so a single due
+    // one is past everything another scheduler could have recorded and a prune deleted.
+    const last = await ctx.store.lastFire(entry.plan.name).catch((error: unknown) => {
+      ctx.log({
+        type: 'scheduler:error',
+        message: `could not read the newest fire of ${entry.plan.name} after a late wake; deciding from this scheduler's own`,
+        error: toErrorInfo(error),
+      });
+      return null;
+    });
     const lastAt = last ? Date.parse(last.scheduledFor) : Number.NaN;
     if (lastAt > entry.cursor) {
       entry.cursor = Math.min(lastAt, now);

@@ -1,12 +1,5 @@
 import type { PruneReport, RunStore } from './run-store.js';
 
-/**
- * The shortest history a prune may cut to: a slip of the finger (5m for 5d) must not wipe the
- * runs that just ended, and a scheduler cut off from the store for less than a day still finds
- * every tick the others took recorded when it comes back.
- */
-export const MIN_RETENTION_MS = 24 * 3_600_000;
-
 /** How often `weft serve --retain` prunes. */
 export const RETENTION_EVERY_MS = 3_600_000;
 

@@ -39,3 +39,55 @@ describe('runHook: the store failing to record a hook done', () => {
     expect((await h.store.getHooks(created.id)).map((x) => x.state)).toEqual(['done']);
   });
 });
+
+/**
+ * Once a run has nothing pending a prune may delete it, so a hook's log lines must be stored
+ * before the hook is recorded finished, or a line written after would be lost.
+ */
+describe('runHook: log lines before the hook is recorded finished', () => {
+  for (const [outcome, handler] of [
+    ['done', () => undefined],
+    [
+      'failed',
+      () => {
+        throw new Error('slack is down');
+      },
+    ],
+  ] as const) {
+    it(`stores a ${outcome} hook's lines before recording it ${outcome}`, async () => {
+      const h = new EngineHarness();
+      h.register({
+        name: 'notify',
+        run: (_args, ctx) => {
+          ctx.log.info('sending the alert');
+          return handler();
+        },
+      });
+      const calls: string[] = [];
+      const recording = new Proxy(h.store, {
+        get(target, prop, receiver) {
+          const value: unknown = Reflect.get(target, prop, receiver);
+          if (typeof value !== 'function') return value;
+          const fn = (value as (...args: unknown[]) => Promise<unknown>).bind(target);
+          if (prop === 'appendLogs')
+            return async (...args: Parameters<RunStore['appendLogs']>) => {
+              const done = await fn(...args);
+              calls.push(...args[0].filter((l) => l.task === null).map((l) => `log ${l.message}`));
+              return done;
+            };
+          if (prop === 'updateHook')
+            return async (...args: Parameters<RunStore['updateHook']>) => {
+              calls.push(`hook ${String(args[2].state)}`);
+              return fn(...args);
+            };
+          return fn;
+        },
+      });
+      const created = await h.create(plan({ tasks: [ok('a')], onSuccess: ['notify'] }));
+      await h.execute(created.id, { store: recording });
+      const alert = calls.indexOf('log sending the alert');
+      expect(alert, calls.join('\n')).toBeGreaterThanOrEqual(0);
+      expect(calls.indexOf(`hook ${outcome}`)).toBeGreaterThan(alert);
+    });
+  }
+});

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -66,6 +68,24 @@ describe('weft serve', () => {
     expect(result.stderr).toContain('pipelines/bad.yaml:4:14');
     expect(result.stderr).toContain('HANDLER_UNKNOWN');
     expect(result.stderr).toContain('weft serve did not start');
+  });
+
+  it('says which setting names a port in use, and exits instead of running on without a store', async () => {
+    const dir = project({ 'pipelines/tick.yaml': TICK });
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = String((holder.address() as AddressInfo).port);
+      writeFileSync(join(dir, 'weft.config.ts'), `export default { serve: { port: ${port} } };\n`);
+      const result = weft(['serve'], { cwd: dir });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `cannot listen on 127.0.0.1:${port} (weft.config.ts (serve.port)): it is in use`,
+      );
+      expect(result.stderr).not.toMatch(/internal error|\n\s+at /);
+    } finally {
+      holder.close();
+    }
   });
 
   it('runs triggered runs; on SIGTERM cancels what is still running after the grace and exits 0', async () => {

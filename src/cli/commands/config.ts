@@ -9,26 +9,13 @@ import type { CliContext, CommonOptions } from '../context.js';
 import { formatOption, withProjectOptions, withStoreOption } from '../options.js';
 import { renderTable } from '../render/table.js';
 import type { CommandDeps } from './types.js';
+import { type ConfigValue, PRECEDENCE_TEXT, type ValueSource } from './config-value.js';
 import {
   resolveServeSettings,
   SERVE_SETTINGS,
   type ServeSetting,
   type ServeSettings,
 } from './serve-settings.js';
-
-/**
- * The one precedence every setting follows, highest first. Documented in docs/operations.md and
- * printed by `weft config`, so "where did this value come from?" always has one answer.
- */
-export const PRECEDENCE = ['flag', 'environment', 'config', 'default'] as const;
-export type ValueSource = (typeof PRECEDENCE)[number];
-
-export interface ConfigValue {
-  value: string | null;
-  source: ValueSource;
-  /** Where exactly: `--store`, `WEFT_STORE`, `weft.config.ts (store)`, … */
-  from: string;
-}
 
 export interface EffectiveConfig {
   precedence: string;
@@ -40,9 +27,6 @@ export interface EffectiveConfig {
   serve: ServeSettings;
   handlers: { source: string; names: string[] }[];
 }
-
-export const PRECEDENCE_TEXT =
-  'flags > environment (WEFT_*, DATABASE_URL, REDIS_URL) > weft.config.ts > defaults';
 
 /** Works out every setting as the other commands will, and where each came from. Secrets masked. */
 export async function effectiveConfig(ctx: CliContext): Promise<EffectiveConfig> {
@@ -153,7 +137,7 @@ export function registerConfigCommand(program: Command, deps: CommandDeps): void
       program
         .command('config')
         .description(
-          'print the effective configuration (store, pipelines, handlers) and where each value came from',
+          'print the effective configuration (store, pipelines, handlers, weft serve settings) and where each value came from',
         )
         .addOption(formatOption(['text', 'json'], 'text')),
     ),

@@ -1,6 +1,5 @@
-import { formatDuration, parseDuration } from '../../core/duration.js';
 import { UsageError } from '../../errors.js';
-import { MIN_RETENTION_MS } from '../../store/retention.js';
+import { formatDuration, MIN_RETENTION_MS, parseDuration } from '../../core/duration.js';
 import type { PruneReport } from '../../store/run-store.js';
 import type { CliContext } from '../context.js';
 
@@ -16,7 +15,7 @@ export function parseRetention(flag: string, value: string): number {
   if (ms === null) throw new UsageError(`${flag} expects a duration such as 30d or 90d, got "${value}"`);
   if (ms < MIN_RETENTION_MS) {
     throw new UsageError(
-      `${flag} must be at least 1d, got "${value}": the last day of history is always kept`,
+      `${flag} must be at least ${formatDuration(MIN_RETENTION_MS)}, got "${value}": the last day of history is always kept`,
     );
   }
   return ms;

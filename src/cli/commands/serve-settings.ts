@@ -1,5 +1,5 @@
-import type { WeftConfig } from '../../project/config.js';
-import type { ConfigValue } from './config.js';
+import type { ServeConfig, WeftConfig } from '../../project/config.js';
+import type { ConfigValue } from './config-value.js';
 
 /**
  * `weft serve`'s own settings, each from its flag, then its environment variable, then `serve:` in
@@ -12,7 +12,7 @@ export const SERVE_SETTINGS = {
   grace: { flag: '--grace', env: 'WEFT_GRACE', fallback: '30s' },
   logFormat: { flag: '--log-format', env: 'WEFT_LOG_FORMAT', fallback: 'text' },
   retain: { flag: '--retain', env: 'WEFT_RETAIN', fallback: null },
-} as const;
+} as const satisfies Record<keyof ServeConfig, { flag: string; env: string; fallback: string | null }>;
 
 export type ServeSetting = keyof typeof SERVE_SETTINGS;
 

@@ -33,6 +33,10 @@ import { renderReports } from '../render/diagnostics.js';
 import { describePrune, parseRetention } from './prune.js';
 import { resolveServeSettings, type ServeSetting } from './serve-settings.js';
 
+/**
+ * The flags as commander parsed them. Only `http` is read as is: the settings come from
+ * resolveServeSettings, given which of these were typed (the `flag` argument of serveCommand).
+ */
 export interface ServeOptions {
   logFormat: SchedulerLogFormat;
   grace: string;
@@ -74,7 +78,22 @@ export async function serveCommand(
   const grace = settings.grace.value!;
   const token = ctx.io.env[API_TOKEN_ENV] || undefined;
   // Before anything else starts: a dashboard reachable from the network must have a token.
-  if (options.http) checkBindSecurity(host, token);
+  if (options.http) {
+    try {
+      checkBindSecurity(host, token);
+    } catch (error) {
+      // Say where the address came from: a weft.config.ts or a WEFT_HOST set long ago.
+      if (
+        error instanceof UsageError &&
+        settings.host.source !== 'flag' &&
+        settings.host.source !== 'default'
+      )
+        throw new UsageError(`${error.message} (host from ${settings.host.from})`, {
+          ...(error.hint ? { hint: error.hint } : {}),
+        });
+      throw error;
+    }
+  }
   const graceMs = parseDuration(grace);
   if (graceMs === null)
     throw new UsageError(`${settings.grace.from} expects a duration such as 30s or 2m, got "${grace}"`);
@@ -162,8 +181,15 @@ export async function serveCommand(
     : null;
   const shutdown = onShutdownSignals(ctx.io, `stopping (no new runs; runs in progress get ${grace})`);
   let retention: { stop: () => Promise<void> } | null = null;
+  let started = false;
   try {
     await scheduler.start();
+    started = true;
+    watcher.watch();
+    if (server) {
+      const { url } = await listen(server, port, host, settings.port.from);
+      say('http:listening', `dashboard and API on ${url}${token ? ' (token required)' : ''}`);
+    }
     if (retainMs !== null) {
       retention = startRetention({
         store,
@@ -181,22 +207,46 @@ export async function serveCommand(
           ),
       });
     }
-    watcher.watch();
-    if (server) {
-      const { url } = await server.listen(port, host);
-      say('http:listening', `dashboard and API on ${url}${token ? ' (token required)' : ''}`);
-    }
     await shutdown.stopped;
     watcher.close();
     await server?.close();
     await scheduler.stop({ graceMs });
+    started = false;
   } finally {
     watcher.close();
     shutdown.dispose();
     await retention?.stop();
+    // Failed on the way up (a port taken): nothing may go on using the store once it closes.
+    if (started) await scheduler.stop({ graceMs: 0 });
     await distributed?.stop();
   }
   return 0;
+}
+
+/** Listens, or says which setting names a port or address it cannot have (taken, not local). */
+async function listen(
+  server: { listen: (port: number, host: string) => Promise<{ url: string }> },
+  port: number,
+  host: string,
+  portFrom: string,
+): Promise<{ url: string }> {
+  try {
+    return await server.listen(port, host);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL' || code === 'EACCES') {
+      const why =
+        code === 'EADDRINUSE'
+          ? 'is in use'
+          : code === 'EACCES'
+            ? 'needs privileges'
+            : 'is not an address of this machine';
+      throw new UsageError(`cannot listen on ${host}:${port} (${portFrom}): it ${why}`, {
+        hint: 'choose another with --port (0 picks a free one), or stop what holds it',
+      });
+    }
+    throw error;
+  }
 }
 
 /**

@@ -81,10 +81,10 @@ export class StoreConnection {
 
   /**
    * Runs `fn` on one client inside its own transaction, after the writes issued before it, and
-   * commits, or rolls back when `rollback` is set or `fn` throws. For work that is neither a
-   * batched write nor a read: pruning.
+   * commits (or rolls back when `fn` throws). For work that is neither a batched write nor a
+   * read: pruning.
    */
-  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, rollback = false): Promise<T> {
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.#closed) throw closedError(this.location);
     await this.#queue.settled();
     let client: pg.PoolClient;
@@ -96,7 +96,7 @@ export class StoreConnection {
     try {
       await client.query('BEGIN');
       const result = await fn(client);
-      await client.query(rollback ? 'ROLLBACK' : 'COMMIT');
+      await client.query('COMMIT');
       client.release();
       return result;
     } catch (error) {
