@@ -4,7 +4,7 @@ import { PRUNABLE_RUN_STATES } from './run-store.js';
  * The conditions of `RunStore.prune` (see PruneQuery) as SQL both adapters run, and the batched
  * statements built on them. Fires go first, then runs: a run stays while any fire points to it.
  * The indexes they lean on are migration "retention" (runs_finished, runs_pipeline_succeeded,
- * runs_pipeline_open, fires_run) and the tables' keys.
+ * runs_pipeline_open, hooks_pending, fires_run) and the tables' keys.
  */
 
 /** What differs between the dialects. */
@@ -39,9 +39,11 @@ export const prunableFire = (alias: string, before: string): string => `${alias}
  * Counting beforehand, a fire that is about to go does not keep it.
  *
  * `after_consecutive_failures` and `on_recovery` count a pipeline's failed runs back from a run
- * as it ends, up to the success before it. So a failed or succeeded run stays unless a success
- * followed it (s1, the first one after it) with no run in between still unfinished: a run ending
- * later, or the next one created, counts back to s1 at most and never reaches it.
+ * as it ends (and again when its hook runs), up to the success before it. So a failed or
+ * succeeded run stays unless a success followed it (s1, the first one after it) with no run in
+ * between still unfinished, and none up to s1 with a hook pending (an `on_recovery` of s1 counts
+ * back from it): a run ending later, a hook running later, or the next run created, counts back to
+ * s1 at most and never reaches it.
  */
 export function prunableRun(d: PruneDialect, firesGone: boolean): string {
   const keptFire = firesGone ? '' : ` AND NOT (${prunableFire('k', d.before)})`;
@@ -56,7 +58,9 @@ export function prunableRun(d: PruneDialect, firesGone: boolean): string {
   AND (r.state = 'cancelled' OR (
     EXISTS (SELECT 1 FROM ${d.succeededRuns} WHERE s.pipeline = r.pipeline AND s.state = 'succeeded' AND ${after('s')})
     AND NOT EXISTS (SELECT 1 FROM ${d.openRuns} WHERE u.pipeline = r.pipeline
-      AND u.state NOT IN (${FINISHED}) AND ${after('u')} AND (u.created_at, u.id) < ${firstSuccessAfter})))`;
+      AND u.state NOT IN (${FINISHED}) AND ${after('u')} AND (u.created_at, u.id) < ${firstSuccessAfter})
+    AND NOT EXISTS (SELECT 1 FROM hooks p JOIN runs u ON u.id = p.run_id WHERE p.state = 'pending'
+      AND u.pipeline = r.pipeline AND ${after('u')} AND (u.created_at, u.id) <= ${firstSuccessAfter})))`;
 }
 
 /** Rows of `run_requests q` that go. */

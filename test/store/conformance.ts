@@ -807,6 +807,15 @@ function describeFiresAndRequests(current: () => RunStore): void {
       };
       const waitsSuccess = await runIn(store, 'succeeded', old, { pipeline: 'waits' });
       await runIn(store, 'succeeded', recent, { pipeline: 'waits' });
+      // So does a failure before a success whose hook (on_recovery, say) has not run yet, and
+      // before a failure with a hook pending.
+      const hooked = {
+        beforeRecovery: await runIn(store, 'failed', old, { pipeline: 'hooked' }),
+        recovery: await runIn(store, 'succeeded', old, { pipeline: 'hooked', hook: 'pending' }),
+        beforeAlert: await runIn(store, 'failed', old, { pipeline: 'hooked' }),
+        alert: await runIn(store, 'failed', old, { pipeline: 'hooked', hook: 'pending' }),
+        last: await runIn(store, 'succeeded', recent, { pipeline: 'hooked' }),
+      };
       const gone = await runIn(store, 'succeeded', old, { hook: 'done' });
       const goneFailed = await runIn(store, 'failed', old);
       const goneCancelled = await runIn(store, 'cancelled', old);
@@ -861,6 +870,7 @@ function describeFiresAndRequests(current: () => RunStore): void {
       for (const id of [
         ...Object.values(kept),
         ...Object.values(waits),
+        ...Object.values(hooked),
         streakStart,
         ...streak,
         lastSuccess,
@@ -898,11 +908,14 @@ function describeFiresAndRequests(current: () => RunStore): void {
         await Promise.all(batch.map((r) => store.updateRun(r.id, { state: 'succeeded', finishedAt: old })));
         ids.push(...batch.map((r) => r.id));
       }
-      // Every 50th keeps a pending hook, so every batch holds runs that stay.
+      // Every 50th is pointed to by a fire that stays (the newest of its pipeline), so every batch
+      // holds runs that stay.
       const held = ids.filter((_, i) => i % 50 === 0);
-      await store.addHooks(held.map((id) => hook(id, 'on_success')));
+      for (const [i, runId] of held.entries())
+        await store.recordFire(fire({ pipeline: `held${i}`, scheduledFor: old, runId }));
       const keep = await runIn(store, 'succeeded', recent);
       const gone = { runs: total - held.length, fires: 0, runRequests: 0 };
+      expect(held).toHaveLength(22);
       // Stopped before its first batch, it deletes nothing.
       expect(await store.prune({ before: cutoff, signal: AbortSignal.abort() })).toEqual({
         runs: 0,

@@ -418,13 +418,16 @@ export function createMemoryStore(): RunStore {
       const streakFree = new Set<string>();
       for (const list of byPipeline.values()) {
         list.sort(compareRunOrder);
-        // Walking back from the newest: a success seen with no unfinished run since frees what is older.
+        // Walking back from the newest: a success seen with no run since that is unfinished or has
+        // a hook pending frees what is older.
         let successAhead = false;
         for (let i = list.length - 1; i >= 0; i--) {
           const record = list[i]!;
           if (successAhead) streakFree.add(record.id);
-          if (record.state === 'succeeded') successAhead = true;
-          else if (!prunable.has(record.state)) successAhead = false;
+          const hooks = runs.get(record.id)!.hooks.values();
+          const open = !prunable.has(record.state) || [...hooks].some((h) => h.state === 'pending');
+          if (open) successAhead = false;
+          else if (record.state === 'succeeded') successAhead = true;
         }
       }
       const goneRuns = [...runs.values()].filter(
