@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createSqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import type { RunStore } from '../../src/store/run-store.js';
 import { onLines } from '../support/lines.js';
-import { makePlan } from '../store/plan-fixture.js';
+import { finishedRun } from '../store/plan-fixture.js';
 import { spawnWeft, tempProject, weft } from './helpers.js';
 
 const DAY = 86_400_000;
@@ -23,21 +23,10 @@ async function projectWithHistory(): Promise<{ dir: string; ids: string[] }> {
     [2, 40],
     [3, 1],
   ] as const) {
-    const run = await store.createRun({
-      id: `r_old_${n}`,
-      pipeline: 'p',
-      plan: makePlan('p', [['a', []]]),
-      params: {},
-      trigger: 'manual',
-      scheduledFor: null,
-      state: 'queued',
-      owner: null,
-      createdAt: daysAgo(age),
-    });
+    const run = await finishedRun(store, `r_old_${n}`, daysAgo(age));
     await store.appendLogs([
       { runId: run.id, task: 'a', attempt: 1, ts: daysAgo(age), level: 'info', message: 'hello' },
     ]);
-    await store.updateRun(run.id, { state: 'succeeded', finishedAt: daysAgo(age) });
     ids.push(run.id);
   }
   await store.close();
@@ -78,6 +67,26 @@ describe('weft prune', () => {
   });
 });
 
+/** Starts `weft serve ARGS` in `dir`, waits for its store:pruned line, stops it; returns the line's message. */
+async function prunedAtStart(dir: string, args: string[]): Promise<string> {
+  const serve = spawnWeft(['serve', '--no-http', ...args], { cwd: dir });
+  const closed = new Promise<number | null>((resolve) => serve.on('close', resolve));
+  try {
+    const pruned = await new Promise<{ message: string }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('weft serve never said store:pruned')), 30_000);
+      onLines(serve.stdout, (line) => {
+        if (!line.includes('"store:pruned"')) return;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { message: string });
+      });
+    });
+    return pruned.message;
+  } finally {
+    serve.kill('SIGTERM');
+    expect(await closed).toBe(0);
+  }
+}
+
 describe('weft serve --retain', () => {
   it('prunes at start and says what it deleted', async () => {
     const { dir, ids } = await projectWithHistory();
@@ -85,22 +94,9 @@ describe('weft serve --retain', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--retain must be at least 1d/);
 
-    const serve = spawnWeft(['serve', '--no-http', '--log-format', 'json', '--retain', '30d'], { cwd: dir });
-    const closed = new Promise<number | null>((resolve) => serve.on('close', resolve));
-    try {
-      const pruned = await new Promise<{ message: string }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('weft serve never said store:pruned')), 30_000);
-        onLines(serve.stdout, (line) => {
-          if (!line.includes('"store:pruned"')) return;
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { message: string });
-        });
-      });
-      expect(pruned.message).toMatch(/^deleted 2 run\(s\)/);
-    } finally {
-      serve.kill('SIGTERM');
-      expect(await closed).toBe(0);
-    }
+    expect(await prunedAtStart(dir, ['--log-format', 'json', '--retain', '30d'])).toMatch(
+      /^deleted 2 run\(s\)/,
+    );
     expect(weft(['runs', ids[0]!], { cwd: dir }).code).not.toBe(0);
     expect(weft(['runs', ids[2]!], { cwd: dir }).code).toBe(0);
   });
@@ -119,23 +115,8 @@ describe('weft serve --retain', () => {
       join(dir, 'weft.config.ts'),
       "export default { serve: { retain: '30d', logFormat: 'json', grace: '1s' } };\n",
     );
-    const serve = spawnWeft(['serve', '--no-http'], { cwd: dir });
-    const closed = new Promise<number | null>((resolve) => serve.on('close', resolve));
-    try {
-      // JSON lines (logFormat from the config), and a prune at start (retain from the config).
-      const pruned = await new Promise<{ message: string }>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('weft serve never said store:pruned')), 30_000);
-        onLines(serve.stdout, (line) => {
-          if (!line.includes('"store:pruned"')) return;
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as { message: string });
-        });
-      });
-      expect(pruned.message).toMatch(/^deleted 2 run\(s\)/);
-    } finally {
-      serve.kill('SIGTERM');
-      expect(await closed).toBe(0);
-    }
+    // JSON lines (logFormat from the config), and a prune at start (retain from the config).
+    expect(await prunedAtStart(dir, [])).toMatch(/^deleted 2 run\(s\)/);
     expect(weft(['runs', ids[0]!], { cwd: dir }).code).not.toBe(0);
   });
 });

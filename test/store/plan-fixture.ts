@@ -1,5 +1,6 @@
 import { createDict } from '../../src/core/json.js';
 import type { Plan, PlanTask, RetryPolicy } from '../../src/compile/plan.js';
+import type { RunRecord, RunStore } from '../../src/store/run-store.js';
 
 const retry: RetryPolicy = { retries: 0, delayMs: 0, backoff: 'fixed', maxDelayMs: null, jitter: false };
 const position = { file: 'pipelines/demo.yaml', line: 1, column: 1 };
@@ -58,4 +59,21 @@ export function makeWidePlan(name: string, width: number): Plan {
   const tasks: [string, string[]][] = [];
   for (let i = 0; i < width; i++) tasks.push([`t${String(i).padStart(5, '0')}`, []]);
   return makePlan(name, tasks);
+}
+
+/** A one-task run of pipeline `p` created and finished (succeeded) at `finishedAt` (ISO). */
+export async function finishedRun(store: RunStore, id: string, finishedAt: string): Promise<RunRecord> {
+  const run = await store.createRun({
+    id,
+    pipeline: 'p',
+    plan: makePlan('p', [['a', []]]),
+    params: {},
+    trigger: 'manual',
+    scheduledFor: null,
+    state: 'queued',
+    owner: null,
+    createdAt: finishedAt,
+  });
+  await store.updateRun(id, { state: 'succeeded', finishedAt });
+  return run;
 }

@@ -2,25 +2,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMemoryStore } from '../../src/store/memory/memory-store.js';
 import { startRetention } from '../../src/store/retention.js';
 import type { PruneReport, RunStore } from '../../src/store/run-store.js';
-import { makePlan } from './plan-fixture.js';
+import { finishedRun as storeRun } from './plan-fixture.js';
+
+const finishedRun = (store: RunStore, id: string, at: number) =>
+  storeRun(store, id, new Date(at).toISOString());
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-
-async function finishedRun(store: RunStore, id: string, finishedAt: number): Promise<void> {
-  await store.createRun({
-    id,
-    pipeline: 'p',
-    plan: makePlan('p', [['a', []]]),
-    params: {},
-    trigger: 'manual',
-    scheduledFor: null,
-    state: 'queued',
-    owner: null,
-    createdAt: new Date(finishedAt).toISOString(),
-  });
-  await store.updateRun(id, { state: 'succeeded', finishedAt: new Date(finishedAt).toISOString() });
-}
 
 afterEach(() => vi.useRealTimers());
 
