@@ -9,7 +9,7 @@ import type { TaskQueue } from '../../src/worker/queue-port.js';
 import { plan, task } from '../support/plan-builder.js';
 import { useTestDatabase, waitFor } from '../worker/pg-support.js';
 import { count } from './tier.js';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { sessionsEnded, startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * A dead worker under load: a fan-out of 10,000 tasks (2,000 in the default tier) drained by 4
@@ -138,13 +138,7 @@ describe.skipIf(!db.available || !built)('a worker process killed under load', (
       const killedAt = Date.now();
       await exited(victim.child);
       // A COMMIT it sent just before dying is applied once its sessions are gone.
-      await waitFor(
-        async () =>
-          (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1`, [victim.appName]))
-            .length === 0,
-        10_000,
-        "the victim's sessions to end",
-      );
+      await sessionsEnded(victim, (text, values) => db.query(text, values));
       // Its attempts in flight: still running, or already recorded lost by a reaper (a dead worker's
       // attempts can end no other way; one lost before the kill is not among them).
       const inFlight = await db.query<{ task: string; attempt: number }>(

@@ -10,7 +10,7 @@ import { plan, task } from '../support/plan-builder.js';
 import { useTestDatabase, waitFor } from '../worker/pg-support.js';
 import { chattyHandlerSource, compareLogs, describeSurvival, readLogged } from './log-lines.js';
 import { count, isFullTier, seededRng } from './tier.js';
-import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+import { sessionsEnded, startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * Item 10 on the distributed path: a run executed by a `weft worker` PROCESS on the PostgreSQL
@@ -73,13 +73,7 @@ describe.skipIf(!db.available || !built)('log lines survive kill -9 of a weft wo
         expect(await victim.exited).toBe('SIGKILL');
         const logged = readLogged(side);
         // A write it sent just before it died is applied (or rolled back) once its sessions are gone.
-        await waitFor(
-          async () =>
-            (await db.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1`, [victim.appName]))
-              .length === 0,
-          10_000,
-          "the dead worker's sessions to end",
-        );
+        await sessionsEnded(victim, (text, values) => db.query(text, values));
 
         // What is durable is what PostgreSQL holds now; nothing can add to the dead worker's lines.
         const stored = await store.getLogs(run.id, { task: 'talk' });

@@ -70,3 +70,20 @@ export async function startWorkerProcess(options: {
   });
   return { child, id, appName, stderr: () => stderr, exited };
 }
+
+/**
+ * Resolves once a dead worker has no session left in PostgreSQL (see `appName`): whatever it sent
+ * before it died has been applied or rolled back, so what a test reads next is final.
+ */
+export async function sessionsEnded(
+  worker: Pick<WorkerProcess, 'appName'>,
+  query: (text: string, values: unknown[]) => Promise<unknown[]>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const sql = 'SELECT 1 FROM pg_stat_activity WHERE application_name = $1';
+  while ((await query(sql, [worker.appName])).length > 0) {
+    if (Date.now() > deadline) throw new Error(`the sessions of ${worker.appName} did not end`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
